@@ -1,0 +1,5 @@
+import sys
+
+from unitrace.cli.main import main
+
+sys.exit(main())
