@@ -1,0 +1,241 @@
+"""Probes -> what the ftrace backend writes into tracefs. Pure: text and plans only, nothing is written.
+
+`unitrace compile --backend ftrace` prints the result; the session (session.py) carries it out. Dynamic
+events are named in the group `unitrace_<PID>` of the session that creates them; compile cannot know that
+PID, so it renders the group as GROUP_PLACEHOLDER.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from unitrace.backends.base import Artifact
+from unitrace.backends.ftrace.filters import COMMON_FIELDS, errno_to_ret, split_predicate
+from unitrace.backends.ftrace.formats import EventFormat
+from unitrace.errors import UnitraceError
+from unitrace.model.expr import Expr
+from unitrace.model.probe import (
+    KernelTarget,
+    Probe,
+    ProbePoint,
+    Site,
+    SyscallTarget,
+    TracepointTarget,
+    UserTarget,
+)
+
+GROUP_PLACEHOLDER = "unitrace_<PID>"
+# Above this many syscalls, two raw_syscalls events filtered on the number beat hundreds of per-syscall ones.
+RAW_SYSCALLS_THRESHOLD = 48
+# Function arguments by position, per the platform ABI; fetched as u64 and interpreted in user space.
+ABI_ARGS = {
+    "x86_64": ("%di", "%si", "%dx", "%cx", "%r8", "%r9"),
+    "aarch64": ("%x0", "%x1", "%x2", "%x3", "%x4", "%x5", "%x6", "%x7"),
+}
+
+FormatLookup = Callable[[str, str], EventFormat | None]
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicEvent:
+    """One kprobe/uprobe definition, rendered into kprobe_events/uprobe_events syntax."""
+
+    probe_type: str  # "kprobe" or "uprobe"
+    is_return: bool
+    name: str
+    location: str  # "do_sys_openat2" or "/usr/lib/.../libc.so.6:0x98930"
+    fetch: tuple[str, ...]
+
+    def line(self, group: str) -> str:
+        letter = "r" if self.is_return else "p"
+        return " ".join((f"{letter}:{group}/{self.name}", self.location, *self.fetch))
+
+    @property
+    def control_file(self) -> str:
+        return "kprobe_events" if self.probe_type == "kprobe" else "uprobe_events"
+
+
+@dataclass(frozen=True, slots=True)
+class EventPlan:
+    """One tracefs event the session enables, with its filter and what its records mean."""
+
+    system: str  # "syscalls", "raw_syscalls", a tracepoint subsystem, or GROUP_PLACEHOLDER
+    event: str
+    role: str  # "enter", "exit", "tracepoint", "call", "return"
+    probe: int
+    filter: str = ""
+    residual: Expr | None = None  # what user space still has to check
+    syscalls: tuple[str, ...] = ()  # the syscall(s) this event stands for
+    stacktrace: bool = False
+
+    def path(self, group: str) -> str:
+        system = group if self.system == GROUP_PLACEHOLDER else self.system
+        return f"events/{system}/{self.event}"
+
+
+@dataclass(frozen=True, slots=True)
+class FtracePlan:
+    events: tuple[EventPlan, ...]
+    dynamic: tuple[DynamicEvent, ...]
+
+    def artifacts(self) -> tuple[Artifact, ...]:
+        out: list[Artifact] = []
+        for dyn in self.dynamic:
+            out.append(Artifact(dyn.control_file, dyn.line(GROUP_PLACEHOLDER)))
+        for ev in self.events:
+            where = f"instances/unitrace-<PID>/{ev.path(GROUP_PLACEHOLDER)}"
+            lines = [f"{where}/enable: 1"]
+            if ev.filter:
+                lines.append(f"{where}/filter: {ev.filter}")
+            if ev.stacktrace:
+                lines.append(f"{where}/trigger: stacktrace")
+            if ev.residual is not None:
+                from unitrace.lang import format_expr
+
+                lines.append(f"(user space) {format_expr(ev.residual)}")
+            out.append(Artifact(f"probe {ev.probe}: {ev.role}", "\n".join(lines)))
+        return tuple(out)
+
+
+def event_name(text: str) -> str:
+    """A tracefs event name from arbitrary text (symbols may hold `.` or `@`)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return name if not name[:1].isdigit() else "_" + name
+
+
+def _wants_stack(probe: Probe) -> bool:
+    from unitrace.model.probe import StackAction
+
+    return any(isinstance(a, StackAction) and a.which in ("kernel", "both") for a in probe.actions)
+
+
+def _syscall_field(name: str, params: Sequence[str], role: str) -> str | None:
+    if name in COMMON_FIELDS:
+        return COMMON_FIELDS[name]
+    if role == "exit":
+        return "ret" if name == "ret" else None
+    if name.startswith("arg") and name[3:].isdigit():
+        i = int(name[3:])
+        return params[i] if i < len(params) else None
+    return name if name in params else None
+
+
+def _compile_syscalls(index: int, probe: Probe, point: ProbePoint, arch: str) -> list[EventPlan]:
+    from unitrace.decode.table import get_table
+
+    assert isinstance(point.target, SyscallTarget)
+    table = get_table(arch)
+    names = point.target.names
+    stack = _wants_stack(probe)
+    plans: list[EventPlan] = []
+    pred = probe.predicate
+    if len(names) > RAW_SYSCALLS_THRESHOLD:
+        nrs = sorted(table.by_name[n].nr for n in names if n in table.by_name)
+        all_of_them = len(nrs) >= len(table.by_nr)
+        idf = "" if all_of_them else " || ".join(f"id == {nr}" for nr in nrs)
+        for role in ("enter", "exit"):
+            kfilter, residual = split_predicate(
+                errno_to_ret(pred) if (pred is not None and role == "exit") else pred,
+                lambda n, r=role: COMMON_FIELDS.get(n) if r == "enter" else
+                ("ret" if n == "ret" else COMMON_FIELDS.get(n)))
+            full = " && ".join(f"({p})" for p in (idf, kfilter) if p)
+            plans.append(EventPlan("raw_syscalls", f"sys_{role}", role, index, full, pred if residual else None,
+                                   names, stack and role == "enter"))
+        return plans
+    for name in names:
+        info = table.by_name.get(name)
+        params = tuple(p.name for p in info.params) if info else ()
+        for role in ("enter", "exit"):
+            kpred = errno_to_ret(pred) if (pred is not None and role == "exit") else pred
+            kfilter, residual = split_predicate(kpred, lambda n, r=role, ps=params: _syscall_field(n, ps, r))
+            # The residual is checked on the joined event, so keep the user's own predicate there.
+            plans.append(EventPlan("syscalls", f"sys_{role}_{name}", role, index, kfilter,
+                                   pred if residual is not None else None, (name,), stack and role == "enter"))
+    return plans
+
+
+def _compile_tracepoint(index: int, probe: Probe, point: ProbePoint, formats: FormatLookup) -> EventPlan:
+    assert isinstance(point.target, TracepointTarget)
+    t = point.target
+    fmt = formats(t.subsystem, t.event)
+    if fmt is None:
+        raise UnitraceError(f"{point.span}: no tracepoint {t.subsystem}:{t.event} in this kernel",
+                            hint="unitrace list tracepoints PATTERN")
+    fields = {f.name for f in fmt.fields}
+
+    def field_of(n: str) -> str | None:
+        if n in COMMON_FIELDS:
+            return COMMON_FIELDS[n]
+        return n if n in fields else None
+
+    kfilter, residual = split_predicate(probe.predicate, field_of)
+    return EventPlan(t.subsystem, t.event, "tracepoint", index, kfilter, residual, (), _wants_stack(probe))
+
+
+def _compile_dynamic(index: int, probe: Probe, point: ProbePoint, arch: str,
+                     pid: int | None) -> tuple[DynamicEvent, EventPlan]:
+    regs = ABI_ARGS.get(arch, ABI_ARGS["x86_64"])
+    is_return = point.site is Site.RETURN
+    if isinstance(point.target, KernelTarget):
+        func = point.target.function
+        name = event_name(func + ("__return" if is_return else ""))
+        fetch = ("ret=$retval:s64",) if is_return else tuple(f"arg{i}={r}:u64" for i, r in enumerate(regs))
+        dyn = DynamicEvent("kprobe", is_return, name, func, fetch)
+        role = "return" if is_return else "call"
+    else:
+        assert isinstance(point.target, UserTarget)
+        from unitrace.symbols.elf import elf_symbols, resolve_binary
+
+        t = point.target
+        path = resolve_binary(t.binary, pid)
+        syms = elf_symbols(path)
+        sym = syms.lookup(t.symbol)
+        if sym is None:
+            import difflib
+
+            close = difflib.get_close_matches(t.symbol, syms.function_names(), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"unitrace list symbols {path}"
+            raise UnitraceError(f"{point.span}: no function {t.symbol!r} in {path}", hint=hint)
+        offset = syms.file_offset(sym.value)
+        base = event_name(f"{path.rsplit('/', 1)[-1].split('.so')[0]}_{t.symbol}")
+        name = base + ("__return" if is_return else "")
+        fetch = ("ret=$retval:s64",) if is_return else tuple(f"arg{i}={r}:u64" for i, r in enumerate(regs))
+        dyn = DynamicEvent("uprobe", is_return, name, f"{path}:0x{offset:x}", fetch)
+        role = "return" if is_return else "call"
+
+    def field_of(n: str) -> str | None:
+        if n in COMMON_FIELDS:
+            return COMMON_FIELDS[n]
+        if is_return:
+            return "ret" if n == "ret" else None
+        return n if re.fullmatch(r"arg[0-9]", n) and int(n[3:]) < len(regs) else None
+
+    kfilter, residual = split_predicate(probe.predicate, field_of)
+    plan = EventPlan(GROUP_PLACEHOLDER, dyn.name, role, index, kfilter, residual, (), _wants_stack(probe))
+    return dyn, plan
+
+
+def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | None = None,
+                   pid: int | None = None) -> FtracePlan:
+    arch = arch or platform.machine()
+    events: list[EventPlan] = []
+    dynamic: list[DynamicEvent] = []
+    seen_dyn: set[str] = set()
+    for index, probe in enumerate(probes):
+        for point in probe.points:
+            if point.kind == "syscall":
+                events.extend(_compile_syscalls(index, probe, point, arch))
+            elif point.kind == "tracepoint":
+                events.append(_compile_tracepoint(index, probe, point, formats))
+            elif point.kind in ("kernel", "user"):
+                dyn, plan = _compile_dynamic(index, probe, point, arch, pid)
+                if dyn.name not in seen_dyn:
+                    seen_dyn.add(dyn.name)
+                    dynamic.append(dyn)
+                events.append(plan)
+            else:
+                raise UnitraceError(f"{point.span}: the ftrace backend cannot trace {point.kind} probes")
+    return FtracePlan(tuple(events), tuple(dynamic))

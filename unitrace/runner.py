@@ -1,0 +1,200 @@
+"""Plan, compile, start, route, stop: the one path every entry point (CLI, probe files, Python API, TUI)
+uses to turn a ProbeProgram into events delivered to sinks.
+
+Backends emit events that say *what* happened (a syscall named openat); the router decides which probes
+they belong to, applies the predicates a backend could not apply itself, and hands each sink its batch.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from unitrace.backends import load_backend
+from unitrace.backends.base import CompiledProgram, Session, TraceTarget
+from unitrace.errors import PlanError, UnitraceError
+from unitrace.events import Event, EventKind, SessionStats
+from unitrace.model.probe import Probe, ProbeProgram, Site, SyscallTarget
+from unitrace.plan.planner import Facts, Plan, facts_from_system, plan
+
+
+class Sink(Protocol):
+    def feed(self, batch: list[Event]) -> None: ...
+
+    def close(self, stats: SessionStats) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    backend: str = "auto"
+    # Passed to every backend's compile() and start(); keys are documented by each backend.
+    backend_options: dict[str, object] = field(default_factory=dict)
+    handle_signals: bool = True  # False when not on the main thread (Python API, TUI worker)
+
+
+# Event kinds that are not probe hits but the life of the traced processes: every text sink shows them.
+LIFECYCLE = frozenset({EventKind.SIGNAL, EventKind.EXIT, EventKind.EXEC, EventKind.FORK, EventKind.NOTICE,
+                       EventKind.LOST})
+_HIT_KINDS = {EventKind.SYSCALL, EventKind.SYSCALL_ENTER, EventKind.SYSCALL_RESUMED}
+
+
+class ProbeRouter:
+    """Assigns each event to the first probe it matches (event.probe) and drops what no probe wants.
+
+    Syscall events carry both entry and return data, as strace's line does, so `syscall:X` and
+    `syscall:X%return` both match them. An event that matches several probes is delivered once per probe.
+    """
+
+    def __init__(self, probes: Sequence[Probe]) -> None:
+        from unitrace.model.evaluate import predicate as compile_predicate
+
+        self.by_name: dict[str, list[tuple[int, Callable[[Event], bool] | None]]] = {}
+        self.others: list[tuple[int, Probe, Callable[[Event], bool] | None]] = []
+        for index, probe in enumerate(probes):
+            pred = compile_predicate(probe.predicate) if probe.predicate is not None else None
+            for point in probe.points:
+                if isinstance(point.target, SyscallTarget):
+                    for name in point.target.names:
+                        slot = self.by_name.setdefault(name, [])
+                        if all(i != index for i, _ in slot):
+                            slot.append((index, pred))
+                else:
+                    self.others.append((index, probe, pred))
+        self.filtered = 0
+
+    def route(self, batch: Iterable[Event]) -> list[Event]:
+        out: list[Event] = []
+        by_name = self.by_name
+        for ev in batch:
+            if ev.kind not in _HIT_KINDS:
+                if ev.probe < 0 and ev.kind in LIFECYCLE:
+                    out.append(ev)
+                    continue
+                if ev.probe >= 0:
+                    out.append(ev)  # the backend already knows the probe (kprobes, uprobes, tracepoints)
+                    continue
+            targets = by_name.get(ev.name)
+            if not targets:
+                self.filtered += 1
+                continue
+            first = True
+            for index, pred in targets:
+                # An unfinished entry cannot be judged on ret/errno yet: pass it, the exit decides.
+                if pred is not None and ev.kind is not EventKind.SYSCALL_ENTER and not pred(ev):
+                    self.filtered += 1
+                    continue
+                if first:
+                    ev.probe = index
+                    out.append(ev)
+                    first = False
+                else:
+                    out.append(replace(ev, probe=index))
+        return out
+
+
+def resolve_program(program: ProbeProgram) -> ProbeProgram:
+    from unitrace.lang import resolve
+
+    return resolve(program)
+
+
+def make_plan(program: ProbeProgram, target: TraceTarget, requested: str,
+              facts: Facts | None = None) -> Plan:
+    return plan(program, target, facts if facts is not None else facts_from_system(), requested)
+
+
+def compile_plan(the_plan: Plan, options: Mapping[str, object]) -> list[CompiledProgram]:
+    compiled = []
+    for name in the_plan.backends:
+        backend = load_backend(name)
+        compiled.append(backend.compile(the_plan.probes_for(name), options))
+    return compiled
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM/SIGHUP ask every session to stop; the first signal is remembered for the exit code."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, sessions: list[Session]) -> None:
+        self.sessions = sessions
+        self.received: int | None = None
+        self.saved: dict[int, object] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        for sig in self.SIGNALS:
+            self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.received is None:
+            self.received = signum
+        for s in self.sessions:
+            s.stop()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], options: RunOptions,
+        *, stop_event: threading.Event | None = None) -> int:
+    """Trace until the target exits or a stop is requested; returns the exit status to mirror."""
+    program = resolve_program(program)
+    the_plan = make_plan(program, target, options.backend)
+    if len(the_plan.backends) > 1:
+        detail = ", ".join(f"{a.probe.name} -> {a.backend}" for a in the_plan.assignments)
+        raise PlanError(f"this version runs one backend per session, and these probes need several: {detail}",
+                        hint="choose one with --backend, or split the probes into separate runs")
+    backend_name = the_plan.backends[0]
+    backend = load_backend(backend_name)
+    probes = the_plan.probes_for(backend_name)
+    compiled = backend.compile(probes, options.backend_options)
+    router = ProbeRouter(probes)
+
+    def emit(batch: list[Event]) -> None:
+        routed = router.route(batch)
+        if routed:
+            for sink in sinks:
+                sink.feed(routed)
+
+    status = 0
+    stats = SessionStats()
+    with ExitStack() as stack:
+        session = backend.start(compiled, target, emit, options.backend_options)
+        stack.enter_context(session)
+        stopper = stack.enter_context(_StopOnSignal([session])) if options.handle_signals else None
+        if stop_event is not None:
+            watcher = threading.Thread(target=lambda: (stop_event.wait(), session.stop()), daemon=True)
+            watcher.start()
+        status = session.run()
+        stats = session.stats
+        stats.filtered += router.filtered
+        if stopper is not None and stopper.received is not None and not target.command:
+            status = 128 + stopper.received
+    for sink in sinks:
+        sink.close(stats)
+    return status
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, UnitraceError):
+        return exc.render()
+    return f"unitrace: internal error: {exc!r}"
+
+
+__all__ = [
+    "LIFECYCLE",
+    "ProbeRouter",
+    "RunOptions",
+    "Sink",
+    "Site",
+    "compile_plan",
+    "make_plan",
+    "resolve_program",
+    "run",
+]

@@ -1,0 +1,223 @@
+"""ELF symbol tables, loaded lazily and cached by file identity (path, inode, mtime).
+
+Only what is asked for is parsed: the section headers, then `.symtab`/`.dynsym` on the first lookup. Symbols
+are kept in sorted arrays so address lookups are a bisection.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from unitrace.errors import TargetError
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    name: str
+    value: int  # st_value: the link-time virtual address
+    size: int
+    kind: str  # "func", "ifunc", "object"
+    binding: str  # "global", "weak", "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    vaddr: int
+    offset: int
+    filesz: int
+    memsz: int
+    executable: bool
+
+
+class ElfSymbols:
+    """Symbols and loadable segments of one ELF file."""
+
+    def __init__(self, path: str) -> None:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        self.path = path
+        try:
+            # Opened with O_CLOEXEC: a traced child must never inherit our descriptors.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise TargetError(f"cannot open {path}: {exc.strerror}") from exc
+        self._file = os.fdopen(fd, "rb")
+        try:
+            self._elf = ELFFile(self._file)
+        except ELFError as exc:
+            self._file.close()
+            raise TargetError(f"{path} is not an ELF file: {exc}") from exc
+        self.is_pie = self._elf.header["e_type"] == "ET_DYN"
+        self.machine = self._elf.header["e_machine"]
+        self.segments = tuple(
+            Segment(s["p_vaddr"], s["p_offset"], s["p_filesz"], s["p_memsz"], bool(s["p_flags"] & 1))
+            for s in self._elf.iter_segments() if s["p_type"] == "PT_LOAD")
+        self._by_name: dict[str, Symbol] | None = None
+        self._addrs: list[int] = []
+        self._sorted: list[Symbol] = []
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _load(self) -> dict[str, Symbol]:
+        if self._by_name is not None:
+            return self._by_name
+        kinds = {"STT_FUNC": "func", "STT_GNU_IFUNC": "ifunc", "STT_LOOS": "ifunc", "STT_OBJECT": "object"}
+        binds = {"STB_GLOBAL": "global", "STB_WEAK": "weak", "STB_LOCAL": "local", "STB_GNU_UNIQUE": "global"}
+        by_name: dict[str, Symbol] = {}
+        for secname in (".dynsym", ".symtab"):  # .symtab last: it is the richer source when present
+            sec = self._elf.get_section_by_name(secname)
+            if sec is None:
+                continue
+            for sym in sec.iter_symbols():
+                kind = kinds.get(sym["st_info"]["type"])
+                if kind is None or sym["st_shndx"] == "SHN_UNDEF" or not sym.name:
+                    continue
+                name = sym.name.split("@", 1)[0]
+                s = Symbol(name, sym["st_value"], sym["st_size"], kind,
+                           binds.get(sym["st_info"]["bind"], "local"))
+                old = by_name.get(name)
+                # Prefer global over weak over local definitions of the same name.
+                if old is None or (old.binding != "global" and s.binding == "global"):
+                    by_name[name] = s
+        self._by_name = by_name
+        self._sorted = sorted((s for s in by_name.values() if s.kind != "object"), key=lambda s: s.value)
+        self._addrs = [s.value for s in self._sorted]
+        return by_name
+
+    def lookup(self, name: str) -> Symbol | None:
+        return self._load().get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._load())
+
+    def function_names(self) -> list[str]:
+        return sorted(n for n, s in self._load().items() if s.kind in ("func", "ifunc"))
+
+    def symbolize(self, vaddr: int) -> tuple[Symbol, int] | None:
+        """The function containing link-time address `vaddr`, and the offset into it."""
+        self._load()
+        i = bisect.bisect_right(self._addrs, vaddr) - 1
+        if i < 0:
+            return None
+        sym = self._sorted[i]
+        if sym.size and vaddr >= sym.value + sym.size:
+            return None
+        return sym, vaddr - sym.value
+
+    def file_offset(self, vaddr: int) -> int:
+        """The file offset of a link-time address (what uprobe_events wants)."""
+        for seg in self.segments:
+            if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
+                return vaddr - seg.vaddr + seg.offset
+        raise TargetError(f"address 0x{vaddr:x} is in no loadable segment of {self.path}")
+
+
+@lru_cache(maxsize=64)
+def _cached(path: str, _ino: int, _mtime: int) -> ElfSymbols:
+    return ElfSymbols(path)
+
+
+def elf_symbols(path: str) -> ElfSymbols:
+    """Symbols of `path`, cached by (path, inode, mtime) so a replaced binary is re-read."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise TargetError(f"cannot open {path}: {exc.strerror}") from exc
+    return _cached(os.path.realpath(path), st.st_ino, st.st_mtime_ns)
+
+
+def _ld_cache() -> dict[str, str]:
+    """soname/basename -> path, from `ldconfig -p` (the dynamic linker's own cache)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return {}
+    import platform
+
+    # ldconfig lists other ABIs' libraries too; keep ours ("libc6,x86-64" or "libc6,AArch64").
+    abi = {"x86_64": "x86-64", "aarch64": "AArch64"}.get(platform.machine(), "")
+    found: dict[str, str] = {}
+    for line in out.splitlines()[1:]:
+        left, _, path = line.strip().partition(" => ")
+        name, _, tags = left.partition(" ")
+        if path and (not abi or abi in tags):
+            found.setdefault(name, path.strip())
+    return found
+
+
+def resolve_library(name: str, pid: int | None = None) -> str:
+    """A short library name (`libc`, `libm.so.6`) or a path -> an absolute path.
+
+    With a pid, the library the process actually mapped wins (it may differ from the linker's default).
+    """
+    if "/" in name:
+        path = Path(name)
+        if not path.exists():
+            raise TargetError(f"no such file: {name}")
+        return str(path.resolve())
+    stem = name if name.startswith("lib") else f"lib{name}"
+    if pid is not None:
+        try:
+            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace", opener=_cloexec_opener) as f:
+                for line in f:
+                    parts = line.split(maxsplit=5)
+                    if len(parts) == 6:
+                        base = os.path.basename(parts[5].strip())
+                        if base == name or base.startswith(stem + ".so") or base.startswith(stem + "-"):
+                            return parts[5].strip()
+        except OSError:
+            pass
+    cache = _ld_cache()
+    for soname, path in sorted(cache.items()):
+        if soname == name or soname.startswith(stem + ".so"):
+            return path
+    raise TargetError(f"library {name!r} not found in the dynamic linker's cache",
+                      hint="give its path, e.g. user:/usr/lib/x86_64-linux-gnu/libc.so.6:malloc")
+
+
+def _cloexec_opener(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_CLOEXEC)
+
+
+def find_executable(name: str) -> str:
+    """A command name as the shell would find it, or a path."""
+    import shutil
+
+    if "/" in name:
+        if not os.path.exists(name):
+            raise TargetError(f"no such file: {name}")
+        return os.path.realpath(name)
+    found = shutil.which(name)
+    if not found:
+        raise TargetError(f"command not found: {name}")
+    return os.path.realpath(found)
+
+
+def resolve_binary(spec: str, pid: int | None = None, command: str | None = None) -> str:
+    """The file a user probe names: a path, a library (`libc`), a command on PATH, or "" for the
+    traced program itself (the started command, or /proc/PID/exe)."""
+    if not spec:
+        if command:
+            return find_executable(command)
+        if pid is not None:
+            try:
+                return os.readlink(f"/proc/{pid}/exe")
+            except OSError as exc:
+                raise TargetError(f"cannot read /proc/{pid}/exe: {exc.strerror}") from exc
+        raise TargetError("a user probe without a binary needs a command or -p PID to name it")
+    if "/" in spec:
+        return find_executable(spec)
+    if spec.startswith("lib"):
+        return resolve_library(spec, pid)
+    try:
+        return find_executable(spec)
+    except TargetError:
+        return resolve_library(spec, pid)
