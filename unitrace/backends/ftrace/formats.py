@@ -108,21 +108,27 @@ _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", 
 class RecordDecoder:
     """Decodes one event's records into a dict of field values (ints, or str for strings)."""
 
-    __slots__ = ("_scalars", "_strings", "_struct", "fmt")
+    __slots__ = ("_arrays", "_scalars", "_strings", "_struct", "fmt")
 
     def __init__(self, fmt: EventFormat) -> None:
         self.fmt = fmt
         scalars: list[tuple[str, int, str]] = []
         strings: list[tuple[str, Field]] = []
+        arrays: list[tuple[str, int, str]] = []
         for f in fmt.fields:
             if f.is_string:
                 strings.append((f.name, f))
+            elif f.array_len > 0 and not f.data_loc and f.size % f.array_len == 0 and \
+                    (f.size // f.array_len, f.signed) in _INT_CODES:
+                code = _INT_CODES[(f.size // f.array_len, f.signed)]
+                arrays.append((f.name, f.offset, f"<{f.array_len}{code}"))
             elif f.array_len == 0 and not f.data_loc and (f.size, f.signed) in _INT_CODES:
                 # Pointers and unsigned longs are printed as unsigned by every tracer; keep them so.
                 scalars.append((f.name, f.offset, _INT_CODES[(f.size, f.signed)]))
         scalars.sort(key=lambda t: t[1])
         self._scalars = tuple(scalars)
         self._strings = tuple(strings)
+        self._arrays = tuple(arrays)
         # One struct for all scalar fields, with explicit pad bytes between them.
         parts = ["<"]
         pos = 0
@@ -136,6 +142,8 @@ class RecordDecoder:
     def decode(self, buf: bytes | memoryview, start: int) -> dict[str, object]:
         values = self._struct.unpack_from(buf, start)
         out: dict[str, object] = {name: v for (name, _, _), v in zip(self._scalars, values, strict=True)}
+        for name, off, code in self._arrays:
+            out[name] = struct.unpack_from(code, buf, start + off)
         for name, f in self._strings:
             if f.data_loc or f.rel_loc:
                 (loc,) = struct.unpack_from("<I", buf, start + f.offset)

@@ -1,0 +1,42 @@
+"""The ftrace backend: tracefs only, no compiler, no headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
+from unitrace.backends.ftrace.compile import compile_probes
+from unitrace.backends.ftrace.formats import EventFormat, read_format
+from unitrace.backends.ftrace.session import FtraceSession
+from unitrace.backends.ftrace.tracefs import find_tracefs
+from unitrace.model.probe import Probe, ProbePoint
+
+
+def _format_lookup(system: str, event: str) -> EventFormat | None:
+    root = find_tracefs()
+    if root is None:
+        return None
+    try:
+        return read_format(root, system, event)
+    except OSError:
+        return None
+
+
+class FtraceBackend:
+    name = "ftrace"
+    kinds = {"syscall": compile_probes, "tracepoint": compile_probes, "user": compile_probes,
+             "kernel": compile_probes}
+
+    def unsupported_reason(self, point: ProbePoint) -> str | None:
+        if point.kind == "watch":
+            return "hardware watchpoints are not a tracefs feature (use the ptrace or bpf backend)"
+        return None
+
+    def compile(self, probes: Sequence[Probe], options: Mapping[str, object]) -> CompiledProgram:
+        pid = options.get("pid")
+        plan = compile_probes(probes, _format_lookup, pid=pid if isinstance(pid, int) else None)
+        return CompiledProgram("ftrace", tuple(probes), plan.artifacts(), {"plan": plan})
+
+    def start(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
+              options: Mapping[str, object]) -> FtraceSession:
+        return FtraceSession(program, target, emit, dict(options))

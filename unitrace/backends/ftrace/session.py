@@ -1,0 +1,543 @@
+"""An ftrace session: a private tracefs instance, our dynamic events, per-CPU raw readers.
+
+Everything the session creates is pushed on an undo stack and unwound in reverse on every exit path; a
+session killed with SIGKILL leaves `instances/unitrace-PID` and group `unitrace_PID` behind, which the next
+session (or `unitrace doctor --cleanup`) reaps once PID is gone. The top-level instance and other tools'
+events are never touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import struct
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
+from unitrace.backends.ftrace.compile import EventPlan, FtracePlan
+from unitrace.backends.ftrace.formats import EventFormat, RecordDecoder, parse_format
+from unitrace.backends.ftrace.ringbuf import PageLayout, parse_page
+from unitrace.backends.ftrace.tracefs import Tracefs, find_tracefs
+from unitrace.errors import TargetError, UnitraceError
+from unitrace.events import Event, EventKind, Frame, SessionStats
+
+INSTANCE_PREFIX = "unitrace-"
+GROUP_PREFIX = "unitrace_"
+DEFAULT_BUFFER_KB = 16384  # per CPU; the 1.4 MiB default lost most of a fast workload (MACHINE notes)
+_COMMON = struct.Struct("<HBBi")
+
+
+def _alive_unitrace(pid: int) -> bool:
+    """True if `pid` is a live unitrace process (a reused PID of another program does not count)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
+            return b"unitrace" in f.read()
+    except OSError:
+        return False
+
+
+def reap_stale(fs: Tracefs, *, say: Callable[[str], None] | None = None) -> list[str]:
+    """Remove instances and dynamic-event groups left by unitrace sessions whose process is gone."""
+    reaped: list[str] = []
+    inst_dir = fs.path("instances")
+    if inst_dir.is_dir():
+        for entry in sorted(inst_dir.iterdir()):
+            name = entry.name
+            if not name.startswith(INSTANCE_PREFIX):
+                continue
+            tail = name[len(INSTANCE_PREFIX):]
+            if tail.isdigit() and not _alive_unitrace(int(tail)):
+                _remove_instance(fs, f"instances/{name}")
+                reaped.append(f"instance {name}")
+    try:
+        dyn = fs.read("dynamic_events")
+    except OSError:
+        dyn = ""
+    groups: dict[str, list[str]] = {}
+    for line in dyn.splitlines():
+        head = line.split(maxsplit=1)[0] if line.strip() else ""
+        if ":" not in head or "/" not in head:
+            continue
+        group, _, name = head.split(":", 1)[1].partition("/")
+        if group.startswith(GROUP_PREFIX) and group[len(GROUP_PREFIX):].isdigit():
+            groups.setdefault(group, []).append(name)
+    for group, names in groups.items():
+        if _alive_unitrace(int(group[len(GROUP_PREFIX):])):
+            continue
+        for name in names:
+            try:
+                fs.write(f"events/{group}/{name}/enable", "0")
+            except (UnitraceError, OSError):
+                pass
+            try:
+                fs.write("dynamic_events", f"-:{group}/{name}\n", append=True)
+            except UnitraceError:
+                continue
+            reaped.append(f"event {group}/{name}")
+    if reaped and say:
+        say(f"unitrace: reaped leftovers of dead sessions: {', '.join(reaped)}")
+    return reaped
+
+
+def _remove_instance(fs: Tracefs, rel: str) -> None:
+    """Disable everything in an instance, then remove it, retrying while the kernel says it is busy."""
+    for sub in ("tracing_on", "events/enable"):
+        try:
+            fs.write(f"{rel}/{sub}", "0")
+        except (UnitraceError, OSError):
+            pass
+    for attempt in range(50):
+        try:
+            os.rmdir(fs.path(rel))
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or attempt == 49:
+                raise UnitraceError(f"cannot remove {fs.path(rel)}: {exc.strerror}") from exc
+            time.sleep(0.02)
+
+
+@dataclass(slots=True)
+class _Pending:
+    ts: int
+    name: str
+    raw: tuple[int, ...]
+    kstack: list[Frame] | None = None
+
+
+@dataclass
+class _Handlers:
+    by_id: dict[int, list[tuple[EventPlan, RecordDecoder]]] = field(default_factory=dict)
+
+
+class FtraceSession:
+    def __init__(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
+                 options: dict[str, object]) -> None:
+        root = find_tracefs()
+        if root is None:
+            raise UnitraceError("tracefs is not mounted",
+                                hint="mount -t tracefs nodev /sys/kernel/tracing (scripts/setup.sh does it)")
+        self.fs = Tracefs(root)
+        self.plan: FtracePlan = program.data["plan"]  # type: ignore[assignment]
+        self.target = target
+        self.emit = emit
+        self.options = options
+        self.stats = SessionStats()
+        self.group = f"{GROUP_PREFIX}{os.getpid()}"
+        self.instance = f"instances/{INSTANCE_PREFIX}{os.getpid()}"
+        self._undo: list[Callable[[], None]] = []
+        self._fds: list[int] = []
+        self._stop = False
+        self._child: int | None = None
+        self._child_status: int | None = None
+        self._release_fd: int | None = None
+        self._handlers = _Handlers()
+        self._stack_id = -1
+        self._stack_decoder: RecordDecoder | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._last_by_cpu: dict[int, Event] = {}
+        self._tgid: dict[int, int] = {}
+        self._comm: dict[int, str] = {}
+        self._clock_offset = 0
+        self._layout = PageLayout()
+        self._decoder = None
+        self._closed = False
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def __enter__(self) -> FtraceSession:
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _setup(self) -> None:
+        say = self.options.get("notice")
+        reap_stale(self.fs, say=say if callable(say) else (lambda m: print(m, file=sys.stderr)))
+        if self.target.command:
+            self._spawn_blocked()
+        for pid in self.target.pids:
+            if not os.path.exists(f"/proc/{pid}"):
+                raise TargetError(f"no process with PID {pid}")
+        os.mkdir(self.fs.path(self.instance))
+        self._undo.append(lambda: _remove_instance(self.fs, self.instance))
+        self._layout = PageLayout.parse(self.fs.read("events/header_page"))
+        for dyn in self.plan.dynamic:
+            line = dyn.line(self.group)
+            self.fs.write(dyn.control_file, line + "\n", append=True, what=f"the probe `{line}`")
+            self._undo.append(lambda d=dyn: self._remove_dynamic(d.control_file, d.name))
+        inst = self.instance
+        self.fs.write(f"{inst}/tracing_on", "0")
+        self.fs.write(f"{inst}/trace_clock", "mono")
+        kb = int(self.options.get("buffer_kb", DEFAULT_BUFFER_KB))  # type: ignore[call-overload]
+        self.fs.write(f"{inst}/buffer_size_kb", str(kb))
+        if self.fs.path(f"{inst}/buffer_percent").exists():
+            self.fs.write(f"{inst}/buffer_percent", "0")  # wake the reader for every page, not at 50%
+        pids = self._scope_pids()
+        if pids:
+            if self.target.follow_forks or self.target.command:
+                self.fs.write(f"{inst}/options/event-fork", "1")
+            self.fs.write(f"{inst}/set_event_pid", " ".join(str(p) for p in pids))
+        self._load_formats()
+        for ev in self.plan.events:
+            rel = f"{inst}/{ev.path(self.group)}"
+            if ev.filter:
+                self.fs.write(f"{rel}/filter", ev.filter, what=f"the filter `{ev.filter}` on {ev.event}")
+                self._undo.append(lambda r=rel: self._quiet_write(f"{r}/filter", "0"))
+            if ev.stacktrace:
+                self.fs.write(f"{rel}/trigger", "stacktrace", what=f"a stacktrace trigger on {ev.event}")
+                self._undo.append(lambda r=rel: self._quiet_write(f"{r}/trigger", "!stacktrace"))
+            self.fs.write(f"{rel}/enable", "1", what=f"enabling {ev.event}")
+            self._undo.append(lambda r=rel: self._quiet_write(f"{r}/enable", "0"))
+        self._open_readers()
+        self._clock_offset = time.time_ns() - time.monotonic_ns()
+        self.fs.write(f"{inst}/tracing_on", "1")
+        self._undo.append(lambda: self._quiet_write(f"{self.instance}/tracing_on", "0"))
+        if self._release_fd is not None:
+            os.close(self._release_fd)  # the child execs now, with tracing on and its pid in scope
+            self._release_fd = None
+
+    def _scope_pids(self) -> list[int]:
+        if self.target.system_wide:
+            return []
+        pids: list[int] = []
+        if self._child is not None:
+            pids.append(self._child)
+        for pid in self.target.pids:
+            try:
+                pids.extend(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+            except OSError as exc:
+                raise TargetError(f"no process with PID {pid}") from exc
+        return pids
+
+    def _spawn_blocked(self) -> None:
+        """Fork the command, held before exec until tracing is on, so its first syscall is seen."""
+        from unitrace.symbols.elf import find_executable
+
+        argv = list(self.target.command)
+        exe = find_executable(argv[0])
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # child: only async-signal-safe work until exec
+            try:
+                os.close(wfd)
+                os.read(rfd, 1)
+                os.execv(exe, argv)
+            finally:
+                os._exit(127)
+        os.close(rfd)
+        self._child = pid
+        self._release_fd = wfd
+        self._undo.append(self._reap_child_on_error)
+
+    def _reap_child_on_error(self) -> None:
+        if self._child is not None and self._child_status is None and self._release_fd is not None:
+            # Set-up failed before the command was released: it must not run untraced.
+            os.kill(self._child, signal.SIGKILL)
+            os.waitpid(self._child, 0)
+            self._child_status = -1
+
+    def _load_formats(self) -> None:
+        seen: dict[str, EventFormat] = {}
+        for ev in self.plan.events:
+            rel = ev.path(self.group)
+            if rel not in seen:
+                seen[rel] = parse_format(self.fs.read(f"{rel}/format"), ev.system)
+            fmt = seen[rel]
+            self._handlers.by_id.setdefault(fmt.id, []).append((ev, RecordDecoder(fmt)))
+        if any(ev.stacktrace for ev in self.plan.events):
+            fmt = parse_format(self.fs.read("events/ftrace/kernel_stack/format"), "ftrace")
+            self._stack_id = fmt.id
+            self._stack_decoder = RecordDecoder(fmt)
+
+    def _open_readers(self) -> None:
+        cpus = sorted(int(d.name[3:]) for d in self.fs.path(f"{self.instance}/per_cpu").iterdir()
+                      if d.name.startswith("cpu"))
+        for cpu in cpus:
+            fd = os.open(self.fs.path(f"{self.instance}/per_cpu/cpu{cpu}/trace_pipe_raw"),
+                         os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._fds.append(fd)
+        self._cpu_of = dict(zip(self._fds, cpus, strict=True))
+        self._undo.append(self._close_readers)
+
+    def _close_readers(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+    def _remove_dynamic(self, control: str, name: str) -> None:
+        self._quiet_write(f"events/{self.group}/{name}/enable", "0")
+        for attempt in range(50):
+            try:
+                self.fs.write(control, f"-:{self.group}/{name}\n", append=True)
+                return
+            except UnitraceError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.02)
+
+    def _quiet_write(self, rel: str, text: str) -> None:
+        try:
+            self.fs.write(rel, text)
+        except (UnitraceError, OSError):
+            pass
+
+    # ---- running ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self) -> int:
+        poller = select.poll()
+        for fd in self._fds:
+            poller.register(fd, select.POLLIN)
+        last_stats = time.monotonic()
+        while True:
+            done = self._stop or self._target_gone()
+            try:
+                poller.poll(0 if done else 100)
+            except InterruptedError:
+                pass  # a signal is not a request to stop unless its handler says so
+            self._drain()
+            now = time.monotonic()
+            if now - last_stats > 1.0:
+                self._read_stats()
+                last_stats = now
+            if done:
+                break
+        self._quiet_write(f"{self.instance}/tracing_on", "0")
+        self._drain()
+        self._read_stats()
+        if self._child is not None and self._child_status is None:
+            if self._stop:
+                return 128 + signal.SIGINT
+            _, status = os.waitpid(self._child, 0)
+            self._child_status = status
+        if self._child_status is not None and self._child_status >= 0:
+            return os.waitstatus_to_exitcode(self._child_status) if os.WIFEXITED(self._child_status) else \
+                128 + os.WTERMSIG(self._child_status)
+        return 0
+
+    def _target_gone(self) -> bool:
+        if self._child is not None:
+            if self._child_status is None:
+                pid, status = os.waitpid(self._child, os.WNOHANG)
+                if pid:
+                    self._child_status = status
+            return self._child_status is not None
+        if self.target.pids:
+            return not any(os.path.exists(f"/proc/{p}") for p in self.target.pids)
+        return False
+
+    def _read_stats(self) -> None:
+        lost = 0
+        for cpu in self._cpu_of.values():
+            try:
+                text = self.fs.read(f"{self.instance}/per_cpu/cpu{cpu}/stats")
+            except OSError:
+                continue
+            n = 0
+            for line in text.splitlines():
+                key, _, val = line.partition(":")
+                if key.strip() in ("overrun", "dropped events"):
+                    n += int(val.strip() or 0)
+            self.stats.lost_per_cpu[cpu] = n
+            lost += n
+        self.stats.lost = lost
+
+    def _drain(self) -> None:
+        batch: list[Event] = []
+        for fd in self._fds:
+            cpu = self._cpu_of[fd]
+            while True:
+                try:
+                    page = os.read(fd, 4096)
+                except BlockingIOError:
+                    break
+                except InterruptedError:
+                    continue
+                if not page:
+                    break
+                self._decode_page(page, cpu, batch)
+        if batch:
+            self.stats.events += len(batch)
+            self.emit(batch)
+
+    def _decode_page(self, page: bytes, cpu: int, out: list[Event]) -> None:
+        info, records = parse_page(page, self._layout)
+        if info.missed:
+            out.append(Event(EventKind.LOST, 0, 0, 0, cpu=cpu, ret=max(info.missed, 1)))
+        handlers = self._handlers.by_id
+        unpack_common = _COMMON.unpack_from
+        for ts, off, _length in records:
+            etype, _flags, _pc, tid = unpack_common(page, off)
+            if etype == self._stack_id and self._stack_decoder is not None:
+                self._attach_stack(page, off, cpu)
+                continue
+            hs = handlers.get(etype)
+            if not hs:
+                continue
+            for plan, dec in hs:
+                ev = self._to_event(plan, dec.decode(page, off), ts + self._clock_offset, cpu, tid)
+                if ev is not None:
+                    out.append(ev)
+                    self._last_by_cpu[cpu] = ev
+
+    def _attach_stack(self, page: bytes, off: int, cpu: int) -> None:
+        from unitrace.symbols.kallsyms import kernel_symbolize
+
+        fmt = self._stack_decoder.fmt if self._stack_decoder else None
+        f = fmt.field("caller") if fmt else None
+        size_f = fmt.field("size") if fmt else None
+        if f is None or size_f is None:
+            return
+        (n,) = struct.unpack_from("<i", page, off + size_f.offset)
+        count = max(0, min(n, (len(page) - off - f.offset) // 8))
+        addrs = struct.unpack_from(f"<{count}Q", page, off + f.offset)
+        frames = [kernel_symbolize(a) for a in addrs if a]
+        target = self._last_by_cpu.get(cpu)
+        pend = None
+        if target is None or target.kind is EventKind.SYSCALL_ENTER:
+            pend = next(iter(self._pending.values()), None)
+        if target is not None:
+            target.kstack = frames
+        elif pend is not None:
+            pend.kstack = frames
+
+    def _ident(self, tid: int) -> tuple[int, str]:
+        tgid = self._tgid.get(tid)
+        if tgid is None:
+            tgid, comm = tid, ""
+            try:
+                with open(f"/proc/{tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as fh:
+                    for line in fh:
+                        if line.startswith(b"Name:"):
+                            comm = line[5:].strip().decode("utf-8", "replace")
+                        elif line.startswith(b"Tgid:"):
+                            tgid = int(line[5:])
+                            break
+            except OSError:
+                pass
+            self._tgid[tid] = tgid
+            self._comm[tid] = comm
+        return tgid, self._comm.get(tid, "")
+
+    def _to_event(self, plan: EventPlan, values: dict[str, object], ts: int, cpu: int, tid: int) -> Event | None:
+        pid, comm = self._ident(tid)
+        role = plan.role
+        if role == "enter":
+            if plan.system == "raw_syscalls":
+                nr = int(values.get("id", -1))  # type: ignore[arg-type]
+                name = self._syscall_name(nr)
+                raw = tuple(values.get("args", ()))  # type: ignore[arg-type]
+            else:
+                name = plan.syscalls[0]
+                raw = tuple(int(v) for k, v in values.items() if k != "__syscall_nr")  # type: ignore[call-overload]
+            self._pending[tid] = _Pending(ts, name, raw)
+            return None
+        if role == "exit":
+            ret = int(values.get("ret", 0))  # type: ignore[call-overload]
+            name = plan.syscalls[0] if plan.system == "syscalls" else self._syscall_name(int(values.get("id", -1)))  # type: ignore[call-overload]
+            pend = self._pending.pop(tid, None)
+            if pend is None or pend.name != name:
+                return Event(EventKind.SYSCALL_RESUMED, ts, pid, tid, name, plan.probe, cpu, comm, ret=ret,
+                             ret_text=self._ret_text(name, ret), errno=-ret if -4096 < ret < 0 else 0)
+            args = self._args_text(name, pend.raw)
+            return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm, args, pend.raw, ret,
+                         self._ret_text(name, ret), -ret if -4096 < ret < 0 else 0, ts - pend.ts,
+                         kstack=pend.kstack)
+        if role == "tracepoint":
+            if plan.system == "sched" and plan.event == "sched_process_exec":
+                self._tgid.pop(tid, None)
+            return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{plan.system}:{plan.event}", plan.probe, cpu,
+                         comm, fields=values)
+        if role == "call":
+            raw = tuple(int(values[f"arg{i}"]) for i in range(6) if f"arg{i}" in values)  # type: ignore[call-overload]
+            return Event(EventKind.CALL, ts, pid, tid, plan.event, plan.probe, cpu, comm,
+                         tuple(hex(v) for v in raw), raw, fields=values)
+        ret = int(values.get("ret", 0))  # type: ignore[call-overload]
+        return Event(EventKind.RETURN, ts, pid, tid, plan.event.removesuffix("__return"), plan.probe, cpu,
+                     comm, ret=ret, ret_text=str(ret), fields=values)
+
+    def _syscall_name(self, nr: int) -> str:
+        from unitrace.decode.table import get_table
+
+        info = get_table().by_nr.get(nr)
+        return info.name if info else f"syscall_{nr}"
+
+    def _args_text(self, name: str, raw: tuple[int, ...]) -> tuple[str, ...]:
+        dec = self._syscall_decoder()
+        if dec is None:
+            return tuple(hex(v) for v in raw)
+        from unitrace.decode.table import get_table
+
+        info = get_table().by_name.get(name)
+        if info is None:
+            return tuple(hex(v) for v in raw)
+        call = dec.enter(0, info.nr, raw, _NO_MEMORY)
+        args, _ret_text, _err = dec.exit(call, 0, _NO_MEMORY)
+        return args
+
+    def _ret_text(self, name: str, ret: int) -> str:
+        from unitrace.decode.errnos import ERRNO_NAMES, strerror
+
+        if -4096 < ret < 0:
+            return f"-1 {ERRNO_NAMES.get(-ret, str(-ret))} ({strerror(-ret)})"
+        return str(ret)
+
+    def _syscall_decoder(self):  # type: ignore[no-untyped-def]
+        if self._decoder is None:
+            from unitrace.decode.api import FormatOptions
+            from unitrace.decode.syscall import StraceDecoder
+
+            opts = self.options.get("format_options")
+            self._decoder = StraceDecoder(opts if isinstance(opts, FormatOptions) else FormatOptions())
+        return self._decoder
+
+    # ---- tear-down ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[BaseException] = []
+        while self._undo:
+            step = self._undo.pop()
+            try:
+                step()
+            except BaseException as exc:  # keep unwinding: every object gets its chance to go
+                errors.append(exc)
+        if self._release_fd is not None:
+            os.close(self._release_fd)
+            self._release_fd = None
+        if errors:
+            raise errors[0]
+
+
+class _NoMemory:
+    """Syscall events carry register values only: the tracee's memory is not ours to read here."""
+
+    def read(self, addr: int, size: int) -> bytes | None:
+        return None
+
+    def read_cstr(self, addr: int, limit: int) -> bytes | None:
+        return None
+
+
+_NO_MEMORY = _NoMemory()
+
+
+def tracefs_root() -> Path:
+    root = find_tracefs()
+    if root is None:
+        raise UnitraceError("tracefs is not mounted")
+    return root
