@@ -7,13 +7,13 @@ planner picks. Nothing here knows about backends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from unitrace.errors import Span
 from unitrace.model.expr import Expr
 
 
-class Site(str, Enum):
+class Site(StrEnum):
     ENTRY = "entry"
     RETURN = "return"
 

@@ -33,13 +33,70 @@ DEFAULT_BUFFER_KB = 16384  # per CPU; the 1.4 MiB default lost most of a fast wo
 _COMMON = struct.Struct("<HBBi")
 
 
-def _alive_unitrace(pid: int) -> bool:
-    """True if `pid` is a live unitrace process (a reused PID of another program does not count)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
-            return b"unitrace" in f.read()
-    except OSError:
+LOCK_DIRS = ("/run/unitrace", "/tmp/unitrace")
+
+
+def _lock_path(pid: int) -> str | None:
+    for d in LOCK_DIRS:
+        path = os.path.join(d, f"session-{pid}.lock")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+_lock_state = {"fd": -1, "users": 0, "serial": 0}
+
+
+def hold_session_lock() -> int:
+    """Mark this process as a live session: an exclusive flock held until we exit, however we exit.
+
+    One lock per process, shared by its sessions (reference counted)."""
+    import fcntl
+
+    if _lock_state["users"]:
+        _lock_state["users"] += 1
+        return _lock_state["fd"]
+    for d in LOCK_DIRS:
+        try:
+            os.makedirs(d, mode=0o755, exist_ok=True)
+            fd = os.open(os.path.join(d, f"session-{os.getpid()}.lock"),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_state.update(fd=fd, users=1)
+        return fd
+    raise UnitraceError(f"cannot create a session lock in any of {', '.join(LOCK_DIRS)}")
+
+
+def _alive_session(pid: int) -> bool:
+    """Is the session that named its objects after `pid` still running?
+
+    The kernel drops a process's flock when it dies, SIGKILL included, so a lock file we can lock belongs to
+    a dead session even if its PID has been reused since. Without a lock file, a live PID is given the
+    benefit of the doubt: reaping a live session's objects would break it.
+    """
+    import fcntl
+
+    path = _lock_path(pid)
+    if path is not None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return os.path.exists(f"/proc/{pid}")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        if pid != os.getpid():
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         return False
+    return os.path.exists(f"/proc/{pid}")
 
 
 def reap_stale(fs: Tracefs, *, say: Callable[[str], None] | None = None) -> list[str]:
@@ -51,8 +108,8 @@ def reap_stale(fs: Tracefs, *, say: Callable[[str], None] | None = None) -> list
             name = entry.name
             if not name.startswith(INSTANCE_PREFIX):
                 continue
-            tail = name[len(INSTANCE_PREFIX):]
-            if tail.isdigit() and not _alive_unitrace(int(tail)):
+            tail = name[len(INSTANCE_PREFIX):].split("_", 1)[0]
+            if tail.isdigit() and not _alive_session(int(tail)):
                 _remove_instance(fs, f"instances/{name}")
                 reaped.append(f"instance {name}")
     try:
@@ -65,10 +122,11 @@ def reap_stale(fs: Tracefs, *, say: Callable[[str], None] | None = None) -> list
         if ":" not in head or "/" not in head:
             continue
         group, _, name = head.split(":", 1)[1].partition("/")
-        if group.startswith(GROUP_PREFIX) and group[len(GROUP_PREFIX):].isdigit():
+        owner = group[len(GROUP_PREFIX):].split("_", 1)[0]
+        if group.startswith(GROUP_PREFIX) and owner.isdigit():
             groups.setdefault(group, []).append(name)
     for group, names in groups.items():
-        if _alive_unitrace(int(group[len(GROUP_PREFIX):])):
+        if _alive_session(int(group[len(GROUP_PREFIX):].split("_", 1)[0])):
             continue
         for name in names:
             try:
@@ -130,8 +188,11 @@ class FtraceSession:
         self.emit = emit
         self.options = options
         self.stats = SessionStats()
-        self.group = f"{GROUP_PREFIX}{os.getpid()}"
-        self.instance = f"instances/{INSTANCE_PREFIX}{os.getpid()}"
+        # Several sessions in one process (the TUI, the Python API) get their own names: PID, PID_2, ...
+        _lock_state["serial"] += 1
+        suffix = str(os.getpid()) + (f"_{_lock_state['serial']}" if _lock_state["serial"] > 1 else "")
+        self.group = f"{GROUP_PREFIX}{suffix}"
+        self.instance = f"instances/{INSTANCE_PREFIX}{suffix}"
         self._undo: list[Callable[[], None]] = []
         self._fds: list[int] = []
         self._stop = False
@@ -163,6 +224,8 @@ class FtraceSession:
         self.close()
 
     def _setup(self) -> None:
+        self._lock_fd = hold_session_lock()
+        self._undo.append(self._release_lock)
         say = self.options.get("notice")
         reap_stale(self.fs, say=say if callable(say) else (lambda m: print(m, file=sys.stderr)))
         if self.target.command:
@@ -207,6 +270,16 @@ class FtraceSession:
         if self._release_fd is not None:
             os.close(self._release_fd)  # the child execs now, with tracing on and its pid in scope
             self._release_fd = None
+
+    def _release_lock(self) -> None:
+        _lock_state["users"] -= 1
+        if _lock_state["users"] > 0:
+            return
+        path = _lock_path(os.getpid())
+        if path is not None:
+            os.unlink(path)
+        os.close(self._lock_fd)
+        _lock_state["fd"] = -1
 
     def _scope_pids(self) -> list[int]:
         if self.target.system_wide:

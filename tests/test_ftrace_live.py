@@ -1,0 +1,246 @@
+"""The ftrace backend against this machine's kernel: tracepoints, uprobes, refusals, leftovers.
+
+tracefs, tracepoints and uprobes exist here, so none of these may skip on this machine (CI runs as root).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from unitrace.backends.base import CompiledProgram, TraceTarget
+from unitrace.backends.ftrace.backend import FtraceBackend
+from unitrace.backends.ftrace.compile import DynamicEvent, EventPlan, FtracePlan
+from unitrace.backends.ftrace.session import FtraceSession, reap_stale
+from unitrace.backends.ftrace.tracefs import Tracefs, find_tracefs
+from unitrace.errors import Span, UnitraceError
+from unitrace.events import EventKind
+from unitrace.model.expr import Binary, Int, Name
+from unitrace.model.probe import Probe, ProbePoint, Site, TracepointTarget, UserTarget
+
+S = Span(1, 1)
+
+MALLOC_C = textwrap.dedent("""
+    #include <stdlib.h>
+    #include <stdio.h>
+    #include <unistd.h>
+    int main(int argc, char **argv) {
+        int n = argc > 1 ? atoi(argv[1]) : 7;
+        if (argc > 2) usleep(atoi(argv[2]) * 1000);
+        for (int i = 0; i < n; i++) { void *volatile p = malloc(12345); free(p); }
+        for (int i = 0; i < 3; i++) { void *volatile p = malloc(777); free(p); }
+        return 3;
+    }
+""")
+
+
+def _root() -> Path:
+    root = find_tracefs()
+    if root is None and os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
+        root = find_tracefs()
+    if root is None:
+        pytest.skip("tracefs is not available on this machine")
+    if os.geteuid() != 0:
+        pytest.skip("tracefs needs root")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tracefs_root() -> Path:
+    return _root()
+
+
+@pytest.fixture(scope="module")
+def malloc_prog(tmp_path_factory: pytest.TempPathFactory) -> str:
+    d = tmp_path_factory.mktemp("ftrace")
+    (d / "m.c").write_text(MALLOC_C)
+    subprocess.run(["gcc", "-O1", "-o", str(d / "m"), str(d / "m.c")], check=True)
+    return str(d / "m")
+
+
+def _leftovers(root: Path) -> list[str]:
+    inst = [p.name for p in (root / "instances").iterdir() if p.name.startswith("unitrace-")]
+    dyn = [line for line in (root / "dynamic_events").read_text().splitlines() if "unitrace_" in line]
+    return inst + dyn
+
+
+def _trace(probes: list[Probe], target: TraceTarget) -> tuple[int, list, FtraceSession]:
+    backend = FtraceBackend()
+    prog = backend.compile(probes, {})
+    got: list = []
+    with backend.start(prog, target, got.extend, {}) as session:
+        rc = session.run()
+    return rc, got, session
+
+
+def test_tracepoint_exec_of_started_command(tracefs_root: Path) -> None:
+    probe = Probe((ProbePoint("tracepoint", TracepointTarget("sched", "sched_process_exec")),))
+    rc, events, session = _trace([probe], TraceTarget(command=("sh", "-c", "exec /bin/true; exit 9"),
+                                                      follow_forks=True))
+    assert rc == 0
+    execs = [e for e in events if e.kind is EventKind.TRACEPOINT]
+    files = [e.fields["filename"] for e in execs]
+    assert files[0].endswith("/sh") or files[0].endswith("/dash")
+    assert files[-1] == "/bin/true"
+    assert all(e.pid == execs[0].pid for e in execs)  # sh exec'd true in place
+    assert session.stats.lost == 0
+    assert _leftovers(tracefs_root) == []
+
+
+def test_uprobe_kernel_filter_and_return(tracefs_root: Path, malloc_prog: str) -> None:
+    call = Probe((ProbePoint("user", UserTarget("libc", "malloc")),),
+                 predicate=Binary(S, "==", Name(S, "arg0"), Int(S, 12345)))
+    ret = Probe((ProbePoint("user", UserTarget("libc", "malloc"), Site.RETURN),))
+    rc, events, _ = _trace([call, ret], TraceTarget(command=(malloc_prog, "5")))
+    assert rc == 3  # the command's exit status is mirrored
+    calls = [e for e in events if e.kind is EventKind.CALL]
+    assert len(calls) == 5 and all(e.raw_args[0] == 12345 for e in calls)
+    returns = [e for e in events if e.kind is EventKind.RETURN]
+    assert len(returns) >= 5 + 3  # the program's mallocs, plus libc's own
+    assert all(e.ret and e.ret > 0 for e in returns)
+    assert _leftovers(tracefs_root) == []
+
+
+def test_missing_symbol_is_a_clear_error(tracefs_root: Path) -> None:
+    probe = Probe((ProbePoint("user", UserTarget("libc", "mallok")),))
+    with pytest.raises(UnitraceError) as info:
+        FtraceBackend().compile([probe], {})
+    assert "no function 'mallok'" in info.value.message
+    assert "malloc" in (info.value.hint or "")
+
+
+def test_kernel_refusal_is_explained_and_nothing_is_left(tracefs_root: Path) -> None:
+    plan = FtracePlan(
+        (EventPlan("unitrace_<PID>", "bad", "call", 0),),
+        (DynamicEvent("uprobe", False, "bad", "/bin/true:0x10", ("arg0=%zz",)),))
+    prog = CompiledProgram("ftrace", (), (), {"plan": plan})
+    session = FtraceSession(prog, TraceTarget(pids=(os.getpid(),)), lambda b: None, {})
+    with pytest.raises(UnitraceError) as info, session:
+        pass
+    text = info.value.message
+    assert "Invalid register name" in text
+    caret_line = text.splitlines()[-1]
+    cmd_line = text.splitlines()[-2]
+    assert cmd_line[caret_line.index("^"):].startswith("%zz")
+    assert _leftovers(tracefs_root) == []
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from unitrace.backends.base import TraceTarget
+    from unitrace.backends.ftrace.backend import FtraceBackend
+    from unitrace.model.probe import Probe, ProbePoint, UserTarget
+    b = FtraceBackend()
+    prog = b.compile([Probe((ProbePoint("user", UserTarget("libc", "malloc")),))], {})
+    s = b.start(prog, TraceTarget(system_wide=True), lambda batch: None, {})
+    s.__enter__()
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_sigkilled_session_is_reaped_by_the_next(tracefs_root: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "#unitrace holder\n" + HOLDER],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        left = _leftovers(tracefs_root)
+        assert f"unitrace-{holder.pid}" in left
+        # A live session's objects are not touched by another session's reaping.
+        assert reap_stale(Tracefs(tracefs_root)) == []
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        said: list[str] = []
+        reaped = reap_stale(Tracefs(tracefs_root), say=said.append)
+        assert f"instance unitrace-{holder.pid}" in reaped
+        assert any(r.startswith(f"event unitrace_{holder.pid}/") for r in reaped)
+        assert said and "reaped leftovers" in said[0]
+        assert _leftovers(tracefs_root) == []
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        reap_stale(Tracefs(tracefs_root))
+
+
+def test_two_sessions_on_the_same_uprobe(tracefs_root: Path, malloc_prog: str) -> None:
+    """Both get events; ending one leaves the other working (RELIABILITY #17)."""
+    probe = Probe((ProbePoint("user", UserTarget("libc", "malloc")),),
+                  predicate=Binary(S, "==", Name(S, "arg0"), Int(S, 12345)))
+    backend = FtraceBackend()
+    prog = backend.compile([probe], {})
+    first: list = []
+    with backend.start(prog, TraceTarget(system_wide=True), first.extend, {}) as s1:
+        # the second session lives in another process, as a second user's unitrace would
+        child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            #unitrace second session
+            from unitrace.backends.base import TraceTarget
+            from unitrace.backends.ftrace.backend import FtraceBackend
+            from unitrace.model.probe import Probe, ProbePoint, UserTarget
+            from unitrace.model.expr import Binary, Int, Name
+            from unitrace.errors import Span
+            S = Span(1, 1)
+            p = Probe((ProbePoint("user", UserTarget("libc", "malloc")),),
+                      predicate=Binary(S, "==", Name(S, "arg0"), Int(S, 12345)))
+            b = FtraceBackend(); got = []
+            with b.start(b.compile([p], {{}}), TraceTarget(command=({malloc_prog!r}, "4", "300")),
+                         got.extend, {{}}) as s:
+                s.run()
+            print(sum(1 for e in got if e.raw_args and e.raw_args[0] == 12345))
+        """)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+        out, _ = child.communicate(timeout=60)
+        assert int(out.strip()) == 4
+        # after the other session ended, ours still sees new calls
+        subprocess.run([malloc_prog, "2"], check=False)
+        s1.stop()
+        s1.run()
+    hits = [e for e in first if e.kind is EventKind.CALL and e.raw_args[0] == 12345]
+    assert len(hits) >= 4 + 2
+    assert _leftovers(tracefs_root) == []
+
+
+def test_eintr_in_poll_is_not_a_stop(tracefs_root: Path, malloc_prog: str) -> None:
+    """A signal whose handler does not ask for a stop must not end the session (RELIABILITY #24)."""
+    probe = Probe((ProbePoint("user", UserTarget("libc", "malloc")),),
+                  predicate=Binary(S, "==", Name(S, "arg0"), Int(S, 12345)))
+    old = signal.signal(signal.SIGUSR1, lambda *_: None)
+    try:
+        backend = FtraceBackend()
+        prog = backend.compile([probe], {})
+        got: list = []
+        with backend.start(prog, TraceTarget(command=(malloc_prog, "3", "400")), got.extend, {}) as s:
+            killer = subprocess.Popen(["sh", "-c", f"for i in 1 2 3 4 5; do sleep 0.05; kill -USR1 {os.getpid()}; done"])
+            rc = s.run()
+            killer.wait()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert rc == 3
+    assert len([e for e in got if e.kind is EventKind.CALL]) == 3
+    time.sleep(0)
+
+
+def test_two_sessions_in_one_process(tracefs_root: Path, malloc_prog: str) -> None:
+    probe = Probe((ProbePoint("user", UserTarget("libc", "malloc")),),
+                  predicate=Binary(S, "==", Name(S, "arg0"), Int(S, 12345)))
+    backend = FtraceBackend()
+    prog = backend.compile([probe], {})
+    a: list = []
+    b: list = []
+    with backend.start(prog, TraceTarget(system_wide=True), a.extend, {}) as s1:
+        with backend.start(prog, TraceTarget(command=(malloc_prog, "2")), b.extend, {}) as s2:
+            assert s1.instance != s2.instance and s1.group != s2.group
+            s2.run()
+        subprocess.run([malloc_prog, "1"], check=False)
+        s1.stop()
+        s1.run()
+    assert len([e for e in b if e.kind is EventKind.CALL]) == 2
+    assert len([e for e in a if e.kind is EventKind.CALL]) >= 3
+    assert _leftovers(tracefs_root) == []
