@@ -142,7 +142,7 @@ def run_once(kver: str, initramfs: Path, command: list[str], cwd: Path, timeout:
             "-smp", str(cpus), "-m", memory, "-nographic", "-no-reboot",
             "-kernel", f"/boot/vmlinuz-{kver}", "-initrd", str(initramfs),
             "-append", "console=ttyS0 rdinit=/init panic=-1 quiet loglevel=4",
-            "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on",
+            "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
             "-fsdev", f"local,id=share,path={share},security_model=none",
             "-device", "virtio-9p-pci,fsdev=share,mount_tag=share",

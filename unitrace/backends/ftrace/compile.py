@@ -77,12 +77,26 @@ class EventPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionPlan:
+    """Entries of many kernel functions at once: the function tracer in our instance, not one kprobe each."""
+
+    filters: tuple[str, ...]  # set_ftrace_filter globs
+    probe: int
+
+
+@dataclass(frozen=True, slots=True)
 class FtracePlan:
     events: tuple[EventPlan, ...]
     dynamic: tuple[DynamicEvent, ...]
+    functions: FunctionPlan | None = None
 
     def artifacts(self) -> tuple[Artifact, ...]:
         out: list[Artifact] = []
+        if self.functions is not None:
+            where = "instances/unitrace-<PID>"
+            out.append(Artifact(f"probe {self.functions.probe}: function tracer", "\n".join(
+                [f"{where}/set_ftrace_filter: {g}" for g in self.functions.filters]
+                + [f"{where}/current_tracer: function"])))
         for dyn in self.dynamic:
             out.append(Artifact(dyn.control_file, dyn.line(GROUP_PLACEHOLDER)))
         for ev in self.events:
@@ -224,8 +238,20 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
     events: list[EventPlan] = []
     dynamic: list[DynamicEvent] = []
     seen_dyn: set[str] = set()
+    functions: FunctionPlan | None = None
     for index, probe in enumerate(probes):
         for point in probe.points:
+            if isinstance(point.target, KernelTarget) and any(c in point.target.function for c in "*?["):
+                if point.site is Site.RETURN:
+                    raise UnitraceError(f"{point.span}: returns of many functions at once need "
+                                        "function_graph, which unitrace does not drive yet",
+                                        hint="name one function for a kretprobe")
+                if functions is not None and functions.probe != index:
+                    raise UnitraceError(f"{point.span}: one session has one function tracer; "
+                                        "put every glob in the same probe")
+                globs = (functions.filters if functions else ()) + (point.target.function,)
+                functions = FunctionPlan(globs, index)
+                continue
             if point.kind == "syscall":
                 events.extend(_compile_syscalls(index, probe, point, arch))
             elif point.kind == "tracepoint":
@@ -238,4 +264,4 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
                 events.append(plan)
             else:
                 raise UnitraceError(f"{point.span}: the ftrace backend cannot trace {point.kind} probes")
-    return FtracePlan(tuple(events), tuple(dynamic))
+    return FtracePlan(tuple(events), tuple(dynamic), functions)

@@ -201,6 +201,8 @@ class FtraceSession:
         self._release_fd: int | None = None
         self._handlers = _Handlers()
         self._stack_id = -1
+        self._function_id = -1
+        self._function_decoder: RecordDecoder | None = None
         self._stack_decoder: RecordDecoder | None = None
         self._pending: dict[int, _Pending] = {}
         self._last_by_cpu: dict[int, Event] = {}
@@ -247,12 +249,15 @@ class FtraceSession:
         self.fs.write(f"{inst}/buffer_size_kb", str(kb))
         if self.fs.path(f"{inst}/buffer_percent").exists():
             self.fs.write(f"{inst}/buffer_percent", "0")  # wake the reader for every page, not at 50%
+        self._quiet_write(f"{inst}/options/record-tgid", "1")
         pids = self._scope_pids()
         if pids:
             if self.target.follow_forks or self.target.command:
                 self.fs.write(f"{inst}/options/event-fork", "1")
             self.fs.write(f"{inst}/set_event_pid", " ".join(str(p) for p in pids))
         self._load_formats()
+        if self.plan.functions is not None:
+            self._setup_function_tracer(pids)
         for ev in self.plan.events:
             rel = f"{inst}/{ev.path(self.group)}"
             if ev.filter:
@@ -270,6 +275,25 @@ class FtraceSession:
         if self._release_fd is not None:
             os.close(self._release_fd)  # the child execs now, with tracing on and its pid in scope
             self._release_fd = None
+
+    def _setup_function_tracer(self, pids: list[int]) -> None:
+        inst = self.instance
+        fn = self.plan.functions
+        assert fn is not None
+        for glob in fn.filters:
+            self.fs.write(f"{inst}/set_ftrace_filter", glob + "\n", append=True,
+                          what=f"the function filter {glob!r}")
+        self._undo.append(lambda: self._quiet_write(f"{inst}/set_ftrace_filter", ""))
+        if pids:
+            self.fs.write(f"{inst}/set_ftrace_pid", " ".join(str(p) for p in pids))
+            if self.target.follow_forks or self.target.command:
+                self.fs.write(f"{inst}/options/function-fork", "1")
+            self._undo.append(lambda: self._quiet_write(f"{inst}/set_ftrace_pid", ""))
+        fmt = parse_format(self.fs.read("events/ftrace/function/format"), "ftrace")
+        self._function_id = fmt.id
+        self._function_decoder = RecordDecoder(fmt)
+        self.fs.write(f"{inst}/current_tracer", "function", what="starting the function tracer")
+        self._undo.append(lambda: self._quiet_write(f"{inst}/current_tracer", "nop"))
 
     def _release_lock(self) -> None:
         _lock_state["users"] -= 1
@@ -457,6 +481,10 @@ class FtraceSession:
             if etype == self._stack_id and self._stack_decoder is not None:
                 self._attach_stack(page, off, cpu)
                 continue
+            if etype == self._function_id and self._function_decoder is not None:
+                out.append(self._function_event(self._function_decoder.decode(page, off),
+                                                ts + self._clock_offset, cpu, tid))
+                continue
             hs = handlers.get(etype)
             if not hs:
                 continue
@@ -487,10 +515,23 @@ class FtraceSession:
         elif pend is not None:
             pend.kstack = frames
 
+    def _function_event(self, values: dict[str, object], ts: int, cpu: int, tid: int) -> Event:
+        from unitrace.symbols.kallsyms import kernel_symbolize
+
+        pid, comm = self._ident(tid)
+        ip = int(values["ip"])  # type: ignore[call-overload]
+        parent = kernel_symbolize(int(values["parent_ip"]))  # type: ignore[call-overload]
+        fn = kernel_symbolize(ip)
+        assert self.plan.functions is not None
+        return Event(EventKind.CALL, ts, pid, tid, fn.symbol or hex(ip), self.plan.functions.probe, cpu, comm,
+                     fields={"ip": ip, "caller": f"{parent.symbol}+0x{parent.offset:x}"})
+
     def _ident(self, tid: int) -> tuple[int, str]:
+        """(tgid, comm) of a thread: from /proc while it lives, else from the kernel's saved_cmdlines and
+        saved_tgids, which remember the threads that recorded events."""
         tgid = self._tgid.get(tid)
         if tgid is None:
-            tgid, comm = tid, ""
+            tgid, comm = -1, ""
             try:
                 with open(f"/proc/{tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as fh:
                     for line in fh:
@@ -501,9 +542,29 @@ class FtraceSession:
                             break
             except OSError:
                 pass
+            if tgid < 0 or not comm:
+                saved_tgid, saved_comm = self._saved_ident(tid)
+                tgid = tgid if tgid >= 0 else saved_tgid
+                comm = comm or saved_comm
             self._tgid[tid] = tgid
             self._comm[tid] = comm
         return tgid, self._comm.get(tid, "")
+
+    def _saved_ident(self, tid: int) -> tuple[int, str]:
+        comm = ""
+        tgid = tid
+        try:
+            for line in self.fs.read("saved_cmdlines").splitlines():
+                num, _, name = line.partition(" ")
+                if num == str(tid):
+                    comm = name
+            for line in self.fs.read("saved_tgids").splitlines():
+                num, _, group = line.partition(" ")
+                if num == str(tid) and group.strip().isdigit() and int(group) > 0:
+                    tgid = int(group)
+        except OSError:
+            pass
+        return tgid, comm
 
     def _to_event(self, plan: EventPlan, values: dict[str, object], ts: int, cpu: int, tid: int) -> Event | None:
         pid, comm = self._ident(tid)

@@ -94,7 +94,7 @@ class Tracefs:
         try:
             fd = os.open(self.root / rel, flags)
         except OSError as exc:
-            raise UnitraceError(f"cannot open {self.root / rel}: {exc.strerror}") from exc
+            raise self._refusal(rel, text, exc, what) from exc
         try:
             os.write(fd, text.encode())
         except OSError as exc:
