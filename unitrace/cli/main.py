@@ -9,13 +9,13 @@ import argparse
 import importlib
 import sys
 
+from unitrace import __version__
 from unitrace.errors import EXIT_USAGE, UnitraceError
 
 # name -> (module, one-line help). Order is the order of `unitrace --help`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("unitrace.cli.trace", "trace probes on a command, PIDs or the whole system"),
     "strace": ("unitrace.cli.strace", "strace-compatible syscall tracing"),
-    "ltrace": ("unitrace.cli.ltrace", "ltrace-compatible library-call tracing"),
     "run": ("unitrace.cli.run", "run a probe file; its assertions decide the exit code"),
     "tui": ("unitrace.cli.tui", "the live terminal UI"),
     "compile": ("unitrace.cli.compile", "show what a backend would load, without loading it"),
@@ -25,36 +25,40 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser(wanted: str | None) -> tuple[argparse.ArgumentParser, object | None]:
+    """The parser, with only the chosen subcommand's module imported (start-up time is a feature)."""
     parser = argparse.ArgumentParser(
         prog="unitrace",
         description="One Linux tracer: syscalls, kernel and user functions, tracepoints, watchpoints.",
     )
+    parser.add_argument("--version", action="version", version=f"unitrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules: dict[str, object] = {}
+    chosen = None
     for name, (modname, help_text) in SUBCOMMANDS.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
-            continue  # not written yet
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        mod.register(sp)  # type: ignore[attr-defined]
-        modules[name] = mod
-    return parser, modules
+        if name == wanted:
+            chosen = importlib.import_module(modname)
+            chosen.register(sp)  # type: ignore[attr-defined]
+    return parser, chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, modules = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    parser, mod = build_parser(wanted if wanted in SUBCOMMANDS else None)
+    # What follows `--` is the command to trace, never our options or probes.
+    head, tail = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args, extra = parser.parse_known_args(head)
+    args.command_tail = tail
+    unknown = list(extra)
+    if tail:
+        extra = [*extra, "--", *tail]
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    mod = modules[args.command]
-    if extra and not getattr(mod, "ACCEPTS_EXTRA", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    assert mod is not None
+    if unknown and not getattr(mod, "ACCEPTS_EXTRA", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.extra = extra
     try:
         return int(mod.run(args))  # type: ignore[attr-defined]
