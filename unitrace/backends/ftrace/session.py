@@ -197,8 +197,7 @@ class FtraceSession:
         self._fds: list[int] = []
         self._stop = False
         self._child: int | None = None
-        self._child_status: int | None = None
-        self._release_fd: int | None = None
+        self._held = None
         self._handlers = _Handlers()
         self._stack_id = -1
         self._function_id = -1
@@ -272,9 +271,8 @@ class FtraceSession:
         self._clock_offset = time.time_ns() - time.monotonic_ns()
         self.fs.write(f"{inst}/tracing_on", "1")
         self._undo.append(lambda: self._quiet_write(f"{self.instance}/tracing_on", "0"))
-        if self._release_fd is not None:
-            os.close(self._release_fd)  # the child execs now, with tracing on and its pid in scope
-            self._release_fd = None
+        if self._held is not None:
+            self._held.release()  # the child execs now, with tracing on and its pid in scope
 
     def _setup_function_tracer(self, pids: list[int]) -> None:
         inst = self.instance
@@ -320,30 +318,11 @@ class FtraceSession:
 
     def _spawn_blocked(self) -> None:
         """Fork the command, held before exec until tracing is on, so its first syscall is seen."""
-        from unitrace.symbols.elf import find_executable
+        from unitrace.backends.spawn import HeldChild
 
-        argv = list(self.target.command)
-        exe = find_executable(argv[0])
-        rfd, wfd = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # child: only async-signal-safe work until exec
-            try:
-                os.close(wfd)
-                os.read(rfd, 1)
-                os.execv(exe, argv)
-            finally:
-                os._exit(127)
-        os.close(rfd)
-        self._child = pid
-        self._release_fd = wfd
-        self._undo.append(self._reap_child_on_error)
-
-    def _reap_child_on_error(self) -> None:
-        if self._child is not None and self._child_status is None and self._release_fd is not None:
-            # Set-up failed before the command was released: it must not run untraced.
-            os.kill(self._child, signal.SIGKILL)
-            os.waitpid(self._child, 0)
-            self._child_status = -1
+        self._held = HeldChild(self.target.command)
+        self._child = self._held.pid
+        self._undo.append(self._held.abort)
 
     def _load_formats(self) -> None:
         seen: dict[str, EventFormat] = {}
@@ -415,23 +394,15 @@ class FtraceSession:
         self._quiet_write(f"{self.instance}/tracing_on", "0")
         self._drain()
         self._read_stats()
-        if self._child is not None and self._child_status is None:
-            if self._stop:
-                return 128 + signal.SIGINT
-            _, status = os.waitpid(self._child, 0)
-            self._child_status = status
-        if self._child_status is not None and self._child_status >= 0:
-            return os.waitstatus_to_exitcode(self._child_status) if os.WIFEXITED(self._child_status) else \
-                128 + os.WTERMSIG(self._child_status)
+        if self._held is not None:
+            if self._held.poll() is None and self._stop:
+                return 128 + signal.SIGINT  # stopped on request; the command runs on, untraced
+            return self._held.exit_code()
         return 0
 
     def _target_gone(self) -> bool:
-        if self._child is not None:
-            if self._child_status is None:
-                pid, status = os.waitpid(self._child, os.WNOHANG)
-                if pid:
-                    self._child_status = status
-            return self._child_status is not None
+        if self._held is not None:
+            return self._held.poll() is not None
         if self.target.pids:
             return not any(os.path.exists(f"/proc/{p}") for p in self.target.pids)
         return False
@@ -650,9 +621,6 @@ class FtraceSession:
                 step()
             except BaseException as exc:  # keep unwinding: every object gets its chance to go
                 errors.append(exc)
-        if self._release_fd is not None:
-            os.close(self._release_fd)
-            self._release_fd = None
         if errors:
             raise errors[0]
 

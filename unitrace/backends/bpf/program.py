@@ -1,0 +1,412 @@
+"""Probes -> one bcc C program plus the plan user space needs to read its output. Pure.
+
+Shape of the generated program:
+- every syscall probe shares the two raw_syscalls handlers: sys_enter keeps the arguments (and up to two
+  strings read from user memory) per thread, sys_exit decides per probe (a bit in `ut_sysmask[nr]`)
+  whether the predicate holds and runs the probe's actions;
+- each tracepoint, kprobe and uprobe probe gets a function of its own;
+- `print` actions reserve a record (record.py) in the ring buffer; aggregations update `ut_aggs`, keyed
+  by probe, aggregation slot, up to two numeric keys, comm and a histogram bucket;
+- a started command and its descendants are followed in the kernel: `ut_pids` is seeded with the
+  command's pid and grows on sched_process_fork (bpftrace cannot do this, its issue #4839).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from unitrace.backends.bpf import record
+from unitrace.backends.bpf.cgen import NotInKernel, Scope, c_int, lower, split
+from unitrace.errors import UnitraceError
+from unitrace.model.expr import Expr, Name
+from unitrace.model.probe import (
+    AggregateAction,
+    KernelTarget,
+    PrintAction,
+    Probe,
+    Site,
+    StackAction,
+    SyscallTarget,
+    TracepointTarget,
+    UserTarget,
+)
+
+RINGBUF_PAGES = 1024  # 4 MiB: the anchors lost half their events with bcc's default 8-page buffer
+MAX_SYSCALL_NR = 1024
+# Output buffers captured at syscall exit: name -> (argument index, size; -1 = the return value bytes).
+EXIT_CAPTURE: dict[str, tuple[int, int]] = {
+    "read": (1, -1), "pread64": (1, -1), "recvfrom": (1, -1), "readlink": (1, -1), "readlinkat": (2, -1),
+    "getcwd": (0, -1), "fstat": (1, 144), "newfstatat": (2, 144), "stat": (1, 144), "lstat": (1, 144),
+    "statx": (4, 256), "pipe2": (0, 8), "pipe": (0, 8), "wait4": (1, 4), "uname": (0, 390),
+    "getrlimit": (1, 16), "prlimit64": (3, 16), "clock_gettime": (1, 16), "sysinfo": (0, 112),
+    "rt_sigaction": (2, 32), "rt_sigprocmask": (2, 8), "getrandom": (0, -1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    kind: str  # "uprobe", "uretprobe", "kprobe", "kretprobe"
+    target: str  # function, or library path
+    symbol: str
+    fn_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AggSpec:
+    probe: int
+    slot: int
+    func: str
+    keys: tuple[str, ...]  # how each key column is named: "comm", or the key expression's text
+    key_exprs: tuple[Expr, ...]
+    value: Expr | None
+    name: str
+    params: tuple[int, ...] = ()
+    in_kernel: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BpfPlan:
+    source: str
+    sysmask: dict[int, int]  # syscall nr -> bit mask of probes
+    attach: tuple[Attach, ...]
+    tracepoints: dict[int, tuple[str, str]]  # probe -> (subsystem, event)
+    residuals: dict[int, Expr]  # probe -> predicate part evaluated in user space
+    aggregates: tuple[AggSpec, ...]
+    streamed: frozenset[int]  # probes that send records (print, stack, or aggregation in user space)
+    uses_syscalls: bool
+    arch: str = field(default_factory=platform.machine)
+
+
+class _Emitter:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def __call__(self, line: str = "") -> None:
+        self.lines.append("    " * self.depth + line if line else "")
+
+    def open(self, line: str) -> None:
+        self(line + " {")
+        self.depth += 1
+
+    def close(self, tail: str = "") -> None:
+        self.depth -= 1
+        self("}" + tail)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _syscall_scope(arch: str) -> Scope:
+    from unitrace.decode.table import get_table
+
+    table = get_table(arch)
+
+    def lookup(name: str) -> str | None:
+        if name.startswith("arg") and name[3:].isdigit() and int(name[3:]) < 6:
+            return f"f->args[{int(name[3:])}]"
+        # a parameter name means the same position in every syscall of the set that has it
+        positions = {i for info in table.by_name.values() for i, p in enumerate(info.params) if p.name == name}
+        if len(positions) == 1:
+            return f"f->args[{positions.pop()}]"
+        return None
+
+    return Scope(
+        names={"pid": "tgid", "tid": "tid", "ret": "ret", "duration": "(now - f->ts)", "cpu":
+               "bpf_get_smp_processor_id()", "uid": "(bpf_get_current_uid_gid() & 0xffffffff)",
+               "errno": "((ret < 0 && ret > -4096) ? -ret : 0)", "func": "nr", "ts": "now"},
+        strings={"comm": "comm"}, lookup=lookup)
+
+
+def _regs_scope(is_return: bool) -> Scope:
+    names = {"pid": "tgid", "tid": "tid", "cpu": "bpf_get_smp_processor_id()", "ts": "now",
+             "uid": "(bpf_get_current_uid_gid() & 0xffffffff)"}
+    if is_return:
+        names["ret"] = "PT_REGS_RC(ctx)"
+    else:
+        for i in range(6):
+            names[f"arg{i}"] = f"PT_REGS_PARM{i + 1}(ctx)"
+    return Scope(names=names, strings={"comm": "comm"})
+
+
+def _tracepoint_scope(fields: Sequence[str]) -> Scope:
+    names = {"pid": "tgid", "tid": "tid", "cpu": "bpf_get_smp_processor_id()", "ts": "now",
+             "uid": "(bpf_get_current_uid_gid() & 0xffffffff)"}
+    names.update({f: f"args->{f}" for f in fields})
+    return Scope(names=names, strings={"comm": "comm"})
+
+
+def _key_name(expr: Expr) -> str:
+    from unitrace.lang import format_expr
+
+    return format_expr(expr)
+
+
+def _emit_actions(out: _Emitter, index: int, probe: Probe, scope: Scope, cond: str, residual: Expr | None,
+                  kind: int, aggs: list[AggSpec], streamed: set[int], record_fill: list[str]) -> None:
+    wants_stream = residual is not None or any(isinstance(a, (PrintAction, StackAction)) for a in probe.actions)
+    stack_kernel = any(isinstance(a, StackAction) and a.which in ("kernel", "both") for a in probe.actions)
+    stack_user = any(isinstance(a, StackAction) and a.which in ("user", "both") for a in probe.actions)
+    out.open(f"if ({cond})")
+    slot = 0
+    for action in probe.actions:
+        if not isinstance(action, AggregateAction):
+            continue
+        key_names = tuple(_key_name(k) for k in action.keys)
+        try:
+            if residual is not None:
+                raise NotInKernel("the predicate needs user space")
+            numeric = [k for k in action.keys if not (isinstance(k, Name) and k.name == "comm")]
+            if len(numeric) > 2:
+                raise NotInKernel("at most two numeric keys in the kernel")
+            key_c = [lower(k, scope) for k in numeric]
+            value_c = lower(action.value, scope) if action.value is not None else "1"
+        except NotInKernel:
+            aggs.append(AggSpec(index, slot, action.func, key_names, action.keys, action.value, action.name,
+                                action.params, in_kernel=False))
+            wants_stream = True
+            slot += 1
+            continue
+        aggs.append(AggSpec(index, slot, action.func, key_names, action.keys, action.value, action.name,
+                            action.params))
+        out.open("")
+        out("struct ut_key key = {};")
+        out(f"key.probe = {index}; key.slot = {slot};")
+        for i, kc in enumerate(key_c):
+            out(f"key.k{i} = {kc};")
+        if any(isinstance(k, Name) and k.name == "comm" for k in action.keys):
+            out("__builtin_memcpy(key.comm, comm, sizeof(key.comm));")
+        out(f"s64 val = {value_c};")
+        if action.func == "hist":
+            out("key.bucket = ut_log2_bucket(val);")
+        elif action.func == "lhist":
+            lo, hi, step = ((*action.params, 0, 0, 1))[:3]
+            out(f"key.bucket = ut_linear_bucket(val, {c_int(lo)}, {c_int(hi)}, {c_int(max(step, 1))});")
+        out("struct ut_value zero = {.min = 0x7fffffffffffffffLL, .max = -0x7fffffffffffffffLL - 1};")
+        out("struct ut_value *v = ut_aggs.lookup_or_try_init(&key, &zero);")
+        out.open("if (v)")
+        out("__sync_fetch_and_add(&v->count, 1);")
+        out("__sync_fetch_and_add(&v->sum, val);")
+        out("if (val < v->min) v->min = val;")
+        out("if (val > v->max) v->max = val;")
+        out.close()
+        out.close()
+        slot += 1
+    if wants_stream:
+        streamed.add(index)
+        out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
+        out.open("if (!r)")
+        out("u32 zero_idx = 0; u64 *lost = ut_lost.lookup(&zero_idx); if (lost) (*lost)++;")
+        out.close()
+        out.open("else")
+        out(f"r->kind = {kind}; r->probe = {index}; r->pid = tgid; r->tid = tid; r->ts = now;")
+        out("r->cpu = bpf_get_smp_processor_id();")
+        out("__builtin_memcpy(r->comm, comm, sizeof(r->comm));")
+        for line in record_fill:
+            out(line)
+        ctx = "ctx"
+        out(f"r->kstack = {'ut_stacks.get_stackid(' + ctx + ', 0)' if stack_kernel else '-1'};")
+        out(f"r->ustack = {'ut_stacks.get_stackid(' + ctx + ', BPF_F_USER_STACK)' if stack_user else '-1'};")
+        out("ut_events.ringbuf_submit(r, 0);")
+        out.close()
+    out.close()
+
+
+def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
+             tracepoint_fields: dict[tuple[str, str], tuple[str, ...]] | None = None,
+             resolve_user: object = None) -> BpfPlan:
+    arch = arch or platform.machine()
+    out = _Emitter()
+    out('#include "unitrace_bpf.h"')
+    out()
+    out(record.c_struct())
+    out()
+    out("struct ut_inflight {")
+    out(f"    u64 ts; u64 args[6]; s32 nr; s32 str_len[{record.N_STRS}]; u32 pad;")
+    out(f"    u64 str_addr[{record.N_STRS}]; char strs[{record.N_STRS}][{record.STR_LEN}];")
+    out("};")
+    out(f"BPF_RINGBUF_OUTPUT(ut_events, {RINGBUF_PAGES});")
+    out("BPF_PERCPU_ARRAY(ut_lost, u64, 1);")
+    out("BPF_HASH(ut_pids, u32, u8, 65536);")
+    out("BPF_HASH(ut_aggs, struct ut_key, struct ut_value, 65536);")
+    out("BPF_STACK_TRACE(ut_stacks, 16384);")
+    out()
+    out(f"#define UT_SCOPED {1 if scoped else 0}")
+    out.open("static __always_inline int ut_in_scope(u32 tgid)")
+    out("if (!UT_SCOPED) return 1;")
+    out("return ut_pids.lookup(&tgid) != 0;")
+    out.close()
+    out()
+    # follow forks in the kernel
+    out.open("TRACEPOINT_PROBE(sched, sched_process_fork)")
+    out("u32 parent = bpf_get_current_pid_tgid() >> 32;")
+    out("if (!UT_SCOPED || !ut_pids.lookup(&parent)) return 0;")
+    out("u32 child = args->child_pid; u8 one = 1;")
+    out("ut_pids.update(&child, &one);")
+    out("return 0;")
+    out.close()
+    out()
+
+    sysmask: dict[int, int] = {}
+    attach: list[Attach] = []
+    tracepoints: dict[int, tuple[str, str]] = {}
+    residuals: dict[int, Expr] = {}
+    aggs: list[AggSpec] = []
+    streamed: set[int] = set()
+    syscall_probes = [(i, p) for i, p in enumerate(probes) if p.points[0].kind == "syscall"]
+    if len(probes) > 64:
+        raise UnitraceError("the bpf backend takes at most 64 probes per session")
+
+    if syscall_probes:
+        from unitrace.decode.table import get_table
+
+        table = get_table(arch)
+        string_args: dict[int, list[int]] = {}
+        for i, probe in syscall_probes:
+            for point in probe.points:
+                assert isinstance(point.target, SyscallTarget)
+                for name in point.target.names:
+                    info = table.by_name.get(name)
+                    if info is None or info.nr >= MAX_SYSCALL_NR:
+                        continue
+                    sysmask[info.nr] = sysmask.get(info.nr, 0) | (1 << i)
+                    idx = [k for k, p in enumerate(info.params)
+                           if "char" in p.ctype and "*" in p.ctype and "const" in p.ctype][: record.N_STRS]
+                    if idx:
+                        string_args[info.nr] = idx
+        out(f"BPF_ARRAY(ut_sysmask, u64, {MAX_SYSCALL_NR});")
+        out("BPF_HASH(ut_inflight, u32, struct ut_inflight, 65536);")
+        out("BPF_PERCPU_ARRAY(ut_scratch, struct ut_inflight, 1);")
+        out()
+        out.open("TRACEPOINT_PROBE(raw_syscalls, sys_enter)")
+        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+        out("if (!ut_in_scope(tgid)) return 0;")
+        out(f"s64 nr = args->id; if (nr < 0 || nr >= {MAX_SYSCALL_NR}) return 0;")
+        out("u32 idx = nr; u64 *mask = ut_sysmask.lookup(&idx); if (!mask || !*mask) return 0;")
+        out("u32 zero = 0; struct ut_inflight *f = ut_scratch.lookup(&zero); if (!f) return 0;")
+        out("f->ts = bpf_ktime_get_ns(); f->nr = nr;")
+        out("#pragma unroll")
+        out("for (int i = 0; i < 6; i++) f->args[i] = args->args[i];")
+        out("int s0 = -1, s1 = -1;")
+        out.open("switch (nr)")
+        for nr, idx in sorted(string_args.items()):
+            a = [*idx, -1]
+            out(f"case {nr}: s0 = {a[0]}; s1 = {a[1]}; break;")
+        out.close()
+        for s in range(record.N_STRS):
+            out(f"f->str_len[{s}] = -1; f->str_addr[{s}] = 0;")
+            out.open(f"if (s{s} >= 0 && s{s} < 6)")
+            out(f"f->str_addr[{s}] = f->args[s{s}];")
+            out(f"f->str_len[{s}] = bpf_probe_read_user_str(f->strs[{s}], {record.STR_LEN}, "
+                f"(void *)f->str_addr[{s}]);")
+            out.close()
+        out("ut_inflight.update(&tid, f);")
+        out("return 0;")
+        out.close()
+        out()
+        out.open("TRACEPOINT_PROBE(raw_syscalls, sys_exit)")
+        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+        out("struct ut_inflight *f = ut_inflight.lookup(&tid); if (!f) return 0;")
+        out("s64 nr = f->nr; u32 idx = nr; u64 *maskp = ut_sysmask.lookup(&idx);")
+        out("if (!maskp) { ut_inflight.delete(&tid); return 0; }")
+        out("u64 mask = *maskp; s64 ret = args->ret; u64 now = bpf_ktime_get_ns();")
+        out("char comm[UT_COMM_LEN]; bpf_get_current_comm(&comm, sizeof(comm));")
+        out("void *ctx = args;")
+        scope = _syscall_scope(arch)
+        fill = [
+            f"r->kind = {record.KIND_SYSCALL}; r->nr = nr; r->ret = ret; r->dur = now - f->ts;",
+            "__builtin_memcpy(r->args, f->args, sizeof(r->args));",
+            "__builtin_memcpy(r->str_addr, f->str_addr, sizeof(r->str_addr));",
+            "__builtin_memcpy(r->str_len, f->str_len, sizeof(r->str_len));",
+            "__builtin_memcpy(r->strs, f->strs, sizeof(r->strs));",
+            "r->buf_len = -1;",
+            "s32 ba = -1; s64 bl = 0;",
+        ]
+        cases = []
+        for name, (arg, size) in sorted(EXIT_CAPTURE.items()):
+            info = table.by_name.get(name)
+            if info is not None and info.nr in sysmask:
+                cases.append(f"case {info.nr}: ba = {arg}; bl = {size if size >= 0 else 'ret'}; break;")
+        if cases:
+            fill.append("switch (nr) {")
+            fill.extend("    " + c for c in cases)
+            fill.append("}")
+            fill.append(f"if (ba >= 0 && ba < 6 && bl > 0 && ret >= 0) {{ if (bl > {record.BUF_LEN}) "
+                        f"bl = {record.BUF_LEN}; r->buf_len = bl; "
+                        "bpf_probe_read_user(r->buf, bl & 1023, (void *)f->args[ba & 7]); }")
+        for i, probe in syscall_probes:
+            cond, residual = split(probe.predicate, scope)
+            if residual is not None:
+                residuals[i] = residual
+            out.open(f"if (mask & (1ULL << {i}))")
+            _emit_actions(out, i, probe, scope, cond, residual, record.KIND_SYSCALL, aggs, streamed, fill)
+            out.close()
+        out("ut_inflight.delete(&tid);")
+        out("return 0;")
+        out.close()
+        out()
+
+    for i, probe in enumerate(probes):
+        point = probe.points[0]
+        if point.kind == "syscall":
+            continue
+        if len(probe.points) > 1:
+            raise UnitraceError(f"{probe.span}: the bpf backend takes one point per probe for {point.kind}")
+        if point.kind == "tracepoint":
+            assert isinstance(point.target, TracepointTarget)
+            t = point.target
+            tracepoints[i] = (t.subsystem, t.event)
+            fields = (tracepoint_fields or {}).get((t.subsystem, t.event), ())
+            scope = _tracepoint_scope(fields)
+            out.open(f"TRACEPOINT_PROBE({t.subsystem}, {t.event})")
+            out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+            out("if (!ut_in_scope(tgid)) return 0;")
+            out("u64 now = bpf_ktime_get_ns(); void *ctx = args;")
+            out("char comm[UT_COMM_LEN]; bpf_get_current_comm(&comm, sizeof(comm));")
+            cond, residual = split(probe.predicate, scope)
+            if residual is not None:
+                residuals[i] = residual
+            fill = [f"r->buf_len = {record.BUF_LEN};",
+                    f"if (bpf_probe_read_kernel(r->buf, {record.BUF_LEN}, args)) "
+                    "bpf_probe_read_kernel(r->buf, sizeof(*args) & 511, args);"]
+            _emit_actions(out, i, probe, scope, cond, residual, record.KIND_TRACEPOINT, aggs, streamed, fill)
+            out("return 0;")
+            out.close()
+            out()
+            continue
+        is_return = point.site is Site.RETURN
+        fn = f"ut_probe_{i}"
+        if isinstance(point.target, KernelTarget):
+            attach.append(Attach("kretprobe" if is_return else "kprobe", point.target.function,
+                                 point.target.function, fn))
+        elif isinstance(point.target, UserTarget):
+            from unitrace.symbols.elf import resolve_binary
+
+            path = resolve_binary(point.target.binary)
+            attach.append(Attach("uretprobe" if is_return else "uprobe", path, point.target.symbol, fn))
+        else:
+            raise UnitraceError(f"{point.span}: the bpf backend does not trace {point.kind} probes yet")
+        scope = _regs_scope(is_return)
+        out.open(f"int {fn}(struct pt_regs *ctx)")
+        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+        out("if (!ut_in_scope(tgid)) return 0;")
+        out("u64 now = bpf_ktime_get_ns();")
+        out("char comm[UT_COMM_LEN]; bpf_get_current_comm(&comm, sizeof(comm));")
+        cond, residual = split(probe.predicate, scope)
+        if residual is not None:
+            residuals[i] = residual
+        if is_return:
+            fill = ["r->ret = PT_REGS_RC(ctx);"]
+            kind = record.KIND_RETURN
+        else:
+            fill = [f"r->args[{k}] = PT_REGS_PARM{k + 1}(ctx);" for k in range(6)]
+            kind = record.KIND_CALL
+        _emit_actions(out, i, probe, scope, cond, residual, kind, aggs, streamed, fill)
+        out("return 0;")
+        out.close()
+        out()
+
+    return BpfPlan(out.text(), sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
+                   bool(syscall_probes), arch)

@@ -1,0 +1,72 @@
+/* Fixed C shared by every program unitrace generates for bcc. Generated code includes this file; it holds
+ * no user text. */
+#ifndef UNITRACE_BPF_H
+#define UNITRACE_BPF_H
+
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+
+#define UT_COMM_LEN 16
+
+/* Compare the first n bytes of a fixed-size kernel array (comm) with a literal; n includes the NUL for an
+ * exact match and excludes it for a prefix match. Bounded loop: the verifier needs a constant trip count. */
+static __always_inline int ut_str_eq(const char *a, const char *b, int n)
+{
+#pragma unroll
+    for (int i = 0; i < UT_COMM_LEN; i++) {
+        if (i >= n)
+            return 1;
+        if (a[i] != b[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Histogram bucket of a value, as the user-space engine numbers them: 0 for negatives, 1 for zero,
+ * k + 2 for [2^k, 2^(k+1)). */
+static __always_inline s32 ut_log2_bucket(s64 v)
+{
+    if (v < 0)
+        return 0;
+    if (v == 0)
+        return 1;
+    u64 x = (u64)v;
+    s32 k = 0;
+#pragma unroll
+    for (int s = 32; s > 0; s >>= 1) {
+        if (x >> s) {
+            x >>= s;
+            k += s;
+        }
+    }
+    return k + 2;
+}
+
+/* Linear histogram bucket: 0 below min, 1 + (v - min) / step inside, last above max. */
+static __always_inline s32 ut_linear_bucket(s64 v, s64 min, s64 max, s64 step)
+{
+    if (v < min)
+        return 0;
+    if (v >= max)
+        return (s32)((max - min) / step) + 1;
+    return (s32)((v - min) / step) + 1;
+}
+
+struct ut_key {
+    u32 probe;
+    u32 slot;   /* which aggregation of the probe */
+    s64 k0;
+    s64 k1;
+    char comm[UT_COMM_LEN];
+    s32 bucket;
+    u32 pad;
+};
+
+struct ut_value {
+    u64 count;
+    s64 sum;
+    s64 min;
+    s64 max;
+};
+
+#endif

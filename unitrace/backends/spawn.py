@@ -1,0 +1,65 @@
+"""Starting the traced command for kernel backends: forked, held before exec until tracing is on.
+
+The child is released by closing a pipe; until then it has done nothing but fork, so its first syscall
+after exec is seen. If set-up fails, the child is killed before it ever runs the command.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Sequence
+
+from unitrace.symbols.elf import find_executable
+
+
+class HeldChild:
+    def __init__(self, argv: Sequence[str]) -> None:
+        exe = find_executable(argv[0])
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # child: only async-signal-safe work until exec
+            try:
+                os.close(wfd)
+                os.read(rfd, 1)
+                os.execv(exe, list(argv))
+            finally:
+                os._exit(127)
+        os.close(rfd)
+        self.pid = pid
+        self._release_fd: int | None = wfd
+        self.status: int | None = None
+
+    def release(self) -> None:
+        if self._release_fd is not None:
+            os.close(self._release_fd)
+            self._release_fd = None
+
+    @property
+    def released(self) -> bool:
+        return self._release_fd is None
+
+    def poll(self) -> int | None:
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+        return self.status
+
+    def wait(self) -> int:
+        if self.status is None:
+            _, self.status = os.waitpid(self.pid, 0)
+        return self.status
+
+    def abort(self) -> None:
+        """Set-up failed: the command must not run untraced."""
+        if self.status is None and not self.released:
+            os.kill(self.pid, signal.SIGKILL)
+            self.wait()
+        self.release()
+
+    def exit_code(self) -> int:
+        status = self.wait()
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        return 128 + os.WTERMSIG(status)
