@@ -139,6 +139,8 @@ def _tracepoint_scope(fields: Sequence[str]) -> Scope:
 
 
 def _key_name(expr: Expr) -> str:
+    if isinstance(expr, Name):
+        return expr.name
     from unitrace.lang import format_expr
 
     return format_expr(expr)

@@ -1,0 +1,59 @@
+"""The bpf backend: bcc-compiled programs, predicates and aggregations in the kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from unitrace.backends.base import Artifact, CompiledProgram, EmitFn, TraceTarget
+from unitrace.backends.bpf.program import generate
+from unitrace.backends.bpf.session import BpfSession
+from unitrace.model.probe import Probe, ProbePoint
+
+
+def _tracepoint_fields(probes: Sequence[Probe]) -> dict[tuple[str, str], tuple[str, ...]]:
+    from unitrace.backends.ftrace.formats import read_format
+    from unitrace.backends.ftrace.tracefs import find_tracefs
+    from unitrace.model.probe import TracepointTarget
+
+    root = find_tracefs()
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for probe in probes:
+        for point in probe.points:
+            if isinstance(point.target, TracepointTarget) and root is not None:
+                key = (point.target.subsystem, point.target.event)
+                try:
+                    fmt = read_format(root, *key)
+                except OSError:
+                    continue
+                out[key] = tuple(f.name for f in fmt.fields if not f.is_string and f.array_len == 0)
+    return out
+
+
+class BpfBackend:
+    name = "bpf"
+    kinds = {"syscall": generate, "tracepoint": generate, "kernel": generate, "user": generate}
+
+    def unsupported_reason(self, point: ProbePoint) -> str | None:
+        if point.kind == "watch":
+            return "hardware watchpoints through perf events are not implemented in the bpf backend yet"
+        if point.kind == "kernel" and any(c in getattr(point.target, "function", "") for c in "*?["):
+            return "globs over kernel functions need the function tracer (ftrace backend)"
+        return None
+
+    def compile(self, probes: Sequence[Probe], options: Mapping[str, object]) -> CompiledProgram:
+        scoped = not bool(options.get("system_wide", False))
+        plan = generate(probes, scoped=scoped, tracepoint_fields=_tracepoint_fields(probes))
+        arts = [Artifact("bcc C program (#include \"unitrace_bpf.h\": unitrace/backends/bpf/unitrace_bpf.h)",
+                         plan.source)]
+        for a in plan.attach:
+            arts.append(Artifact(f"attach {a.kind}", f"{a.target}:{a.symbol} -> {a.fn_name}"))
+        if plan.sysmask:
+            arts.append(Artifact("syscall numbers traced (ut_sysmask)",
+                                 " ".join(f"{nr}:{bits:#x}" for nr, bits in sorted(plan.sysmask.items()))))
+        return CompiledProgram("bpf", tuple(probes), tuple(arts), {"plan": plan})
+
+    def start(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
+              options: Mapping[str, object]) -> BpfSession:
+        if target.system_wide and program.data["plan"].source.count("#define UT_SCOPED 1"):  # type: ignore[union-attr]
+            program = self.compile(program.probes, {**options, "system_wide": True})
+        return BpfSession(program, target, emit, dict(options))

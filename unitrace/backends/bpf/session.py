@@ -1,0 +1,329 @@
+"""A bcc session: compile and load the generated program, attach, stream the ring buffer, read the maps.
+
+bcc comes from the distribution (Debian's python3-bpfcc), not from PyPI; scripts/setup.sh makes it
+importable from our venv. BPF programs and probes are released by bcc's cleanup on every exit path we
+control; kprobes/uprobes that bcc creates through perf (not tracefs) vanish with the process, SIGKILL
+included.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
+from unitrace.backends.bpf import record
+from unitrace.backends.bpf.program import AggSpec, BpfPlan
+from unitrace.errors import TargetError, UnitraceError
+from unitrace.events import Event, EventKind, Frame, SessionStats
+
+DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+
+
+def import_bcc():  # type: ignore[no-untyped-def]
+    """Debian's bcc module, importable without putting all of dist-packages before our venv."""
+    try:
+        import bcc
+    except ImportError:
+        if DIST_PACKAGES in sys.path or not os.path.isdir(os.path.join(DIST_PACKAGES, "bcc")):
+            raise UnitraceError("bcc is not installed", hint="apt-get install python3-bpfcc "
+                                "(scripts/setup.sh does it)") from None
+        sys.path.append(DIST_PACKAGES)
+        import bcc
+    return bcc
+
+
+class CapturedMemory:
+    """The tracee memory a BPF program copied at the time of the syscall, served to the decoders.
+
+    Strings were read at entry (their addresses kept), the output buffer at exit; anything else is
+    reported unreadable, and the decoders print the address, as strace does for memory it cannot read."""
+
+    __slots__ = ("_buf", "_buf_addr", "_strs")
+
+    def __init__(self, rec: dict[str, object], buf_addr: int) -> None:
+        self._strs: dict[int, bytes] = {}
+        lens = rec["str_len"]
+        raw = rec["strs"]
+        assert isinstance(raw, bytes) and isinstance(lens, tuple)
+        for i, addr in enumerate(rec["str_addr"]):  # type: ignore[arg-type]
+            if addr and lens[i] > 0:
+                chunk = raw[i * record.STR_LEN: i * record.STR_LEN + lens[i]]
+                self._strs[addr] = chunk.split(b"\0", 1)[0]
+        n = rec["buf_len"]
+        self._buf = rec["buf"][: n] if isinstance(n, int) and n > 0 else b""  # type: ignore[index]
+        self._buf_addr = buf_addr if self._buf else -1
+
+    def read(self, addr: int, size: int) -> bytes | None:
+        if addr == self._buf_addr and size <= len(self._buf):
+            return self._buf[:size]
+        if addr in self._strs and size <= len(self._strs[addr]):
+            return self._strs[addr][:size]
+        return None
+
+    def read_cstr(self, addr: int, limit: int) -> bytes | None:
+        s = self._strs.get(addr)
+        if s is None:
+            return None
+        return s[: limit + 1]
+
+
+@dataclass
+class AggRow:
+    spec: AggSpec
+    keys: tuple[object, ...]
+    bucket: int
+    count: int
+    total: int
+    minimum: int
+    maximum: int
+
+
+class BpfSession:
+    def __init__(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
+                 options: dict[str, object]) -> None:
+        self.plan: BpfPlan = program.data["plan"]  # type: ignore[assignment]
+        self.target = target
+        self.emit = emit
+        self.options = options
+        self.stats = SessionStats()
+        self._bpf = None
+        self._held = None
+        self._stop = False
+        self._closed = False
+        self._batch: list[Event] = []
+        self._clock_offset = 0
+        self._decoder = None
+        self._tp_decoders: dict[int, object] = {}
+        self.aggregates: list[AggRow] = []
+
+    def __enter__(self) -> BpfSession:
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _say(self, text: str) -> None:
+        say = self.options.get("notice")
+        if callable(say):
+            say(text)
+        elif sys.stderr.isatty():
+            print(text, file=sys.stderr, end="\r" if text.endswith("...") else "\n", flush=True)
+
+    def _setup(self) -> None:
+        bcc = import_bcc()
+        for pid in self.target.pids:
+            if not os.path.exists(f"/proc/{pid}"):
+                raise TargetError(f"no process with PID {pid}")
+        if self.target.command:
+            from unitrace.backends.spawn import HeldChild
+
+            self._held = HeldChild(self.target.command)
+        header_dir = str(Path(str(resources.files("unitrace.backends.bpf"))))
+        self._say("unitrace: compiling the BPF program...")
+        start = time.monotonic()
+        try:
+            self._bpf = bcc.BPF(text=self.plan.source, cflags=[f"-I{header_dir}", "-Wno-unused-variable",
+                                                                "-Wno-unused-value"])
+        except Exception as exc:  # bcc raises plain Exception with the compiler's output on stderr
+            raise UnitraceError(f"the BPF program did not compile or load: {exc}",
+                                hint="unitrace doctor shows whether bcc has kernel headers") from exc
+        self.compile_seconds = time.monotonic() - start
+        b = self._bpf
+        try:
+            for a in self.plan.attach:
+                if a.kind == "kprobe":
+                    b.attach_kprobe(event=a.target, fn_name=a.fn_name)
+                elif a.kind == "kretprobe":
+                    b.attach_kretprobe(event=a.target, fn_name=a.fn_name)
+                elif a.kind == "uprobe":
+                    b.attach_uprobe(name=a.target, sym=a.symbol, fn_name=a.fn_name)
+                else:
+                    b.attach_uretprobe(name=a.target, sym=a.symbol, fn_name=a.fn_name)
+        except Exception as exc:
+            raise UnitraceError(f"the kernel refused to attach {a.kind} {a.symbol}: {exc}") from exc
+        if self.plan.uses_syscalls:
+            mask = b["ut_sysmask"]
+            for nr, bits in self.plan.sysmask.items():
+                mask[ctypes.c_int(nr)] = ctypes.c_uint64(bits)
+        pids = b["ut_pids"]
+        seeds = list(self.target.pids)
+        if self._held is not None:
+            seeds.append(self._held.pid)
+        for pid in seeds:
+            pids[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+        self._load_tracepoint_formats()
+        b["ut_events"].open_ring_buffer(self._on_record)
+        self._clock_offset = time.time_ns() - time.monotonic_ns()
+        if self._held is not None:
+            self._held.release()
+
+    def _load_tracepoint_formats(self) -> None:
+        if not self.plan.tracepoints:
+            return
+        from unitrace.backends.ftrace.formats import RecordDecoder, read_format
+        from unitrace.backends.ftrace.tracefs import find_tracefs
+
+        root = find_tracefs()
+        for probe, (system, event) in self.plan.tracepoints.items():
+            if root is not None:
+                self._tp_decoders[probe] = RecordDecoder(read_format(root, system, event))
+
+    # ---- streaming ----------------------------------------------------------------------------
+    def _on_record(self, _ctx: object, data: int, size: int) -> None:
+        raw = ctypes.string_at(data, min(size, record.RECORD.size))
+        rec = record.unpack(raw)
+        ev = self._to_event(rec)
+        if ev is not None:
+            self._batch.append(ev)
+
+    def _syscall_decoder(self):  # type: ignore[no-untyped-def]
+        if self._decoder is None:
+            from unitrace.decode.api import FormatOptions
+            from unitrace.decode.syscall import StraceDecoder
+
+            opts = self.options.get("format_options")
+            self._decoder = StraceDecoder(opts if isinstance(opts, FormatOptions) else FormatOptions())
+        return self._decoder
+
+    def _to_event(self, rec: dict[str, object]) -> Event | None:
+        ts = int(rec["ts"]) + self._clock_offset  # type: ignore[call-overload]
+        pid, tid, probe, cpu = (int(rec[k]) for k in ("pid", "tid", "probe", "cpu"))  # type: ignore[call-overload]
+        comm = rec["comm"].split(b"\0", 1)[0].decode("utf-8", "replace")  # type: ignore[union-attr]
+        kind = rec["kind"]
+        args: tuple[int, ...] = tuple(rec["args"])  # type: ignore[arg-type]
+        kstack = self._stack(int(rec["kstack"]), kernel=True)  # type: ignore[call-overload]
+        ustack = self._stack(int(rec["ustack"]), kernel=False, pid=pid)  # type: ignore[call-overload]
+        if kind == record.KIND_SYSCALL:
+            from unitrace.backends.bpf.program import EXIT_CAPTURE
+            from unitrace.decode.table import get_table
+
+            nr = int(rec["nr"])  # type: ignore[call-overload]
+            ret = int(rec["ret"])  # type: ignore[call-overload]
+            info = get_table(self.plan.arch).by_nr.get(nr)
+            name = info.name if info else f"syscall_{nr}"
+            capture = EXIT_CAPTURE.get(name)
+            mem = CapturedMemory(rec, args[capture[0]] if capture else -1)
+            dec = self._syscall_decoder()
+            call = dec.enter(pid, nr, args, mem)
+            texts, ret_text, err = dec.exit(call, ret, mem)
+            return Event(EventKind.SYSCALL, ts, pid, tid, name, probe, cpu, comm, texts, args, ret, ret_text, err,
+                         int(rec["dur"]), ustack, kstack)  # type: ignore[call-overload]
+        if kind == record.KIND_TRACEPOINT:
+            dec_tp = self._tp_decoders.get(probe)
+            system, event = self.plan.tracepoints[probe]
+            fields = dec_tp.decode(rec["buf"], 0) if dec_tp is not None else {}  # type: ignore[attr-defined]
+            return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{system}:{event}", probe, cpu, comm,
+                         fields=fields, stack=ustack, kstack=kstack)
+        if kind == record.KIND_CALL:
+            att = next((a for a in self.plan.attach if a.fn_name == f"ut_probe_{probe}"), None)
+            return Event(EventKind.CALL, ts, pid, tid, att.symbol if att else "", probe, cpu, comm,
+                         tuple(hex(a) for a in args), args, stack=ustack, kstack=kstack)
+        att = next((a for a in self.plan.attach if a.fn_name == f"ut_probe_{probe}"), None)
+        ret = int(rec["ret"])  # type: ignore[call-overload]
+        return Event(EventKind.RETURN, ts, pid, tid, att.symbol if att else "", probe, cpu, comm, ret=ret,
+                     ret_text=str(ret), stack=ustack, kstack=kstack)
+
+    def _stack(self, stack_id: int, *, kernel: bool, pid: int = -1) -> list[Frame] | None:
+        if stack_id < 0 or self._bpf is None:
+            return None
+        frames: list[Frame] = []
+        from unitrace.symbols.kallsyms import kernel_symbolize
+
+        for addr in self._bpf["ut_stacks"].walk(stack_id):
+            if kernel:
+                frames.append(kernel_symbolize(addr))
+            else:
+                sym = self._bpf.sym(addr, pid, show_module=True).decode("utf-8", "replace")
+                frames.append(Frame(addr, sym if sym != "[unknown]" else "", how="fp",
+                                    reliable=sym != "[unknown]"))
+        return frames
+
+    # ---- running ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self) -> int:
+        assert self._bpf is not None
+        last = time.monotonic()
+        while True:
+            done = self._stop or self._target_gone()
+            try:
+                self._bpf.ring_buffer_poll(0 if done else 100)
+            except InterruptedError:
+                pass
+            self._flush()
+            now = time.monotonic()
+            if now - last > 1.0:
+                self._read_lost()
+                last = now
+            if done:
+                break
+        self._bpf.ring_buffer_consume()
+        self._flush()
+        self._read_lost()
+        self.aggregates = self.read_aggregates()
+        if self._held is not None:
+            if self._held.poll() is None and self._stop:
+                return 128 + signal.SIGINT
+            return self._held.exit_code()
+        return 0
+
+    def _flush(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.stats.events += len(batch)
+            self.emit(batch)
+
+    def _target_gone(self) -> bool:
+        if self._held is not None:
+            return self._held.poll() is not None
+        if self.target.pids:
+            return not any(os.path.exists(f"/proc/{p}") for p in self.target.pids)
+        return False
+
+    def _read_lost(self) -> None:
+        assert self._bpf is not None
+        per_cpu = self._bpf["ut_lost"][ctypes.c_int(0)]
+        self.stats.lost_per_cpu = {cpu: int(v) for cpu, v in enumerate(per_cpu) if v}
+        self.stats.lost = sum(int(v) for v in per_cpu)
+
+    def read_aggregates(self) -> list[AggRow]:
+        assert self._bpf is not None
+        specs = {(a.probe, a.slot): a for a in self.plan.aggregates if a.in_kernel}
+        rows: list[AggRow] = []
+        for key, val in self._bpf["ut_aggs"].items():
+            spec = specs.get((key.probe, key.slot))
+            if spec is None:
+                continue
+            numeric = iter((key.k0, key.k1))
+            keys: list[object] = []
+            for name in spec.keys:
+                keys.append(key.comm.decode("utf-8", "replace") if name == "comm" else next(numeric))
+            rows.append(AggRow(spec, tuple(keys), key.bucket, val.count, val.sum, val.min, val.max))
+        return rows
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._held is not None:
+            self._held.abort()
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+
+Callback = Callable[[list[Event]], None]
