@@ -221,3 +221,18 @@ def resolve_binary(spec: str, pid: int | None = None, command: str | None = None
         return find_executable(spec)
     except TargetError:
         return resolve_library(spec, pid)
+
+
+def resolve_function(binary: str, symbol: str, pid: int | None = None, where: str = "") -> tuple[str, Symbol]:
+    """(path, symbol) for a user probe, or an error with the closest names the binary does define."""
+    path = resolve_binary(binary, pid)
+    syms = elf_symbols(path)
+    sym = syms.lookup(symbol)
+    if sym is None or sym.kind not in ("func", "ifunc"):
+        import difflib
+
+        close = difflib.get_close_matches(symbol, syms.function_names(), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"unitrace list symbols {path}"
+        prefix = f"{where}: " if where else ""
+        raise TargetError(f"{prefix}no function {symbol!r} in {path}", hint=hint)
+    return path, sym

@@ -384,9 +384,9 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             attach.append(Attach("kretprobe" if is_return else "kprobe", point.target.function,
                                  point.target.function, fn))
         elif isinstance(point.target, UserTarget):
-            from unitrace.symbols.elf import resolve_binary
+            from unitrace.symbols.elf import resolve_function
 
-            path = resolve_binary(point.target.binary)
+            path, _sym = resolve_function(point.target.binary, point.target.symbol, where=str(point.span))
             attach.append(Attach("uretprobe" if is_return else "uprobe", path, point.target.symbol, fn))
         else:
             raise UnitraceError(f"{point.span}: the bpf backend does not trace {point.kind} probes yet")

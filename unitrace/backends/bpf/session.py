@@ -135,7 +135,7 @@ class BpfSession:
         self._say("unitrace: compiling the BPF program...")
         start = time.monotonic()
         try:
-            self._bpf = bcc.BPF(text=self.plan.source, cflags=[f"-I{header_dir}", "-Wno-unused-variable",
+            self._bpf = bcc.BPF(text=self.plan.source.encode(), cflags=[f"-I{header_dir}", "-Wno-unused-variable",
                                                                 "-Wno-unused-value"])
         except Exception as exc:  # bcc raises plain Exception with the compiler's output on stderr
             raise UnitraceError(f"the BPF program did not compile or load: {exc}",
@@ -144,28 +144,29 @@ class BpfSession:
         b = self._bpf
         try:
             for a in self.plan.attach:
+                fn, target, sym = a.fn_name.encode(), a.target.encode(), a.symbol.encode()
                 if a.kind == "kprobe":
-                    b.attach_kprobe(event=a.target, fn_name=a.fn_name)
+                    b.attach_kprobe(event=target, fn_name=fn)
                 elif a.kind == "kretprobe":
-                    b.attach_kretprobe(event=a.target, fn_name=a.fn_name)
+                    b.attach_kretprobe(event=target, fn_name=fn)
                 elif a.kind == "uprobe":
-                    b.attach_uprobe(name=a.target, sym=a.symbol, fn_name=a.fn_name)
+                    b.attach_uprobe(name=target, sym=sym, fn_name=fn)
                 else:
-                    b.attach_uretprobe(name=a.target, sym=a.symbol, fn_name=a.fn_name)
+                    b.attach_uretprobe(name=target, sym=sym, fn_name=fn)
         except Exception as exc:
             raise UnitraceError(f"the kernel refused to attach {a.kind} {a.symbol}: {exc}") from exc
         if self.plan.uses_syscalls:
-            mask = b["ut_sysmask"]
+            mask = b[b"ut_sysmask"]
             for nr, bits in self.plan.sysmask.items():
                 mask[ctypes.c_int(nr)] = ctypes.c_uint64(bits)
-        pids = b["ut_pids"]
+        pids = b[b"ut_pids"]
         seeds = list(self.target.pids)
         if self._held is not None:
             seeds.append(self._held.pid)
         for pid in seeds:
             pids[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
         self._load_tracepoint_formats()
-        b["ut_events"].open_ring_buffer(self._on_record)
+        b[b"ut_events"].open_ring_buffer(self._on_record)
         self._clock_offset = time.time_ns() - time.monotonic_ns()
         if self._held is not None:
             self._held.release()
@@ -242,7 +243,7 @@ class BpfSession:
         frames: list[Frame] = []
         from unitrace.symbols.kallsyms import kernel_symbolize
 
-        for addr in self._bpf["ut_stacks"].walk(stack_id):
+        for addr in self._bpf[b"ut_stacks"].walk(stack_id):
             if kernel:
                 frames.append(kernel_symbolize(addr))
             else:
@@ -296,7 +297,7 @@ class BpfSession:
 
     def _read_lost(self) -> None:
         assert self._bpf is not None
-        per_cpu = self._bpf["ut_lost"][ctypes.c_int(0)]
+        per_cpu = self._bpf[b"ut_lost"][ctypes.c_int(0)]
         self.stats.lost_per_cpu = {cpu: int(v) for cpu, v in enumerate(per_cpu) if v}
         self.stats.lost = sum(int(v) for v in per_cpu)
 
@@ -304,7 +305,7 @@ class BpfSession:
         assert self._bpf is not None
         specs = {(a.probe, a.slot): a for a in self.plan.aggregates if a.in_kernel}
         rows: list[AggRow] = []
-        for key, val in self._bpf["ut_aggs"].items():
+        for key, val in self._bpf[b"ut_aggs"].items():
             spec = specs.get((key.probe, key.slot))
             if spec is None:
                 continue

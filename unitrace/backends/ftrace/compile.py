@@ -201,18 +201,11 @@ def _compile_dynamic(index: int, probe: Probe, point: ProbePoint, arch: str,
         role = "return" if is_return else "call"
     else:
         assert isinstance(point.target, UserTarget)
-        from unitrace.symbols.elf import elf_symbols, resolve_binary
+        from unitrace.symbols.elf import elf_symbols, resolve_function
 
         t = point.target
-        path = resolve_binary(t.binary, pid)
+        path, sym = resolve_function(t.binary, t.symbol, pid, where=str(point.span))
         syms = elf_symbols(path)
-        sym = syms.lookup(t.symbol)
-        if sym is None:
-            import difflib
-
-            close = difflib.get_close_matches(t.symbol, syms.function_names(), n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"unitrace list symbols {path}"
-            raise UnitraceError(f"{point.span}: no function {t.symbol!r} in {path}", hint=hint)
         offset = syms.file_offset(sym.value)
         base = event_name(f"{path.rsplit('/', 1)[-1].split('.so')[0]}_{t.symbol}")
         name = base + ("__return" if is_return else "")
