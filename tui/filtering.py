@@ -31,8 +31,8 @@ def compile_filter(text: str) -> Callable[[Event], bool] | FilterProblem:
         from unitrace.model.evaluate import predicate
 
         from unitrace.lang import parse_predicate
-    except ImportError as exc:
-        return FilterProblem(f"the predicate language is not available in this build ({exc.name})", 0)
+    except ImportError:
+        return FilterProblem("the predicate language (unitrace.lang, unitrace.model.evaluate) is not available in this build", 0)
     try:
         expr = parse_predicate(text)
         return predicate(expr)

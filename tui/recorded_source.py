@@ -57,9 +57,10 @@ class RecordedSource:
         self.delivered = 0
 
     @classmethod
-    def endless(cls, rate: float, seed: int = 7) -> RecordedSource:
+    def endless(cls, rate: float | None, seed: int = 7,
+                probes: Iterable[Probe] | None = None) -> RecordedSource:
         """The demo program's worker loop, forever (for `--demo` and benchmarks)."""
-        return cls(itertools.chain.from_iterable(iter_rounds(seed)), rate=rate)
+        return cls(itertools.chain.from_iterable(iter_rounds(seed)), rate=rate, probes=probes)
 
     def _append(self, probe: Probe, text: str) -> ProbeInfo:
         info = ProbeInfo(len(self._probes), text, BACKEND, WHY)
