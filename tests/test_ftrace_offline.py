@@ -157,3 +157,24 @@ def test_error_log_parsing() -> None:
     assert r.reason == "Invalid register name"
     assert r.command == "p:unitrace_1/bad /bin/true:0x10 arg0=%zz"
     assert r.command[r.caret:].startswith("%zz")
+
+
+def test_fast_page_decoder_agrees_with_the_reference_parser() -> None:
+    from unitrace.backends.ftrace.ringbuf import decode_page
+
+    layout = PageLayout.parse((FIX / "header_page").read_text())
+    decs = _decoders()
+    unpackers = {i: d.fast for i, d in decs.items()}
+    for page_file in sorted(FIX.glob("cpu*.page*.bin")):
+        page = page_file.read_bytes()
+        fast: list = []
+        decode_page(page, layout, unpackers, fast)
+        _, records = parse_page(page, layout)
+        slow = [(ts, off) for ts, off, _ in records if struct.unpack_from("<H", page, off)[0] in decs]
+        assert [(ts, off) for ts, _, off, _ in fast] == slow
+        for _ts, event_id, off, values in fast:
+            dec = decs[event_id]
+            full = dec.decode(page, off)
+            assert values[3] == struct.unpack_from("<i", page, off + 4)[0]  # common_pid
+            assert dict(zip(dec.fast_names, values[4:], strict=True)) == {
+                k: v for k, v in full.items() if k in dec.fast_names}

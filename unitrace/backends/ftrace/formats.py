@@ -108,7 +108,7 @@ _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", 
 class RecordDecoder:
     """Decodes one event's records into a dict of field values (ints, or str for strings)."""
 
-    __slots__ = ("_arrays", "_scalars", "_strings", "_struct", "fmt")
+    __slots__ = ("_arrays", "_scalars", "_strings", "_struct", "fast", "fast_names", "fmt", "needs_page")
 
     def __init__(self, fmt: EventFormat) -> None:
         self.fmt = fmt
@@ -138,6 +138,18 @@ class RecordDecoder:
             parts.append(code)
             pos = off + struct.calcsize("<" + code)
         self._struct = struct.Struct("".join(parts))
+        # The reader's fast path: one Struct over the common header (type, flags, preempt, pid) and the
+        # scalar fields; strings and arrays still go through decode() with the page at hand.
+        fast = ["<HBBi"]
+        pos = 8
+        for _, off, code in self._scalars:
+            if off > pos:
+                fast.append(f"{off - pos}x")
+            fast.append(code)
+            pos = off + struct.calcsize("<" + code)
+        self.fast = struct.Struct("".join(fast)).unpack_from
+        self.fast_names = tuple(name for name, _, _ in self._scalars)
+        self.needs_page = bool(self._strings or self._arrays)
 
     def decode(self, buf: bytes | memoryview, start: int) -> dict[str, object]:
         values = self._struct.unpack_from(buf, start)

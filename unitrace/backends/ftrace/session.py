@@ -22,7 +22,7 @@ from pathlib import Path
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ftrace.compile import EventPlan, FtracePlan
 from unitrace.backends.ftrace.formats import EventFormat, RecordDecoder, parse_format
-from unitrace.backends.ftrace.ringbuf import PageLayout, parse_page
+from unitrace.backends.ftrace.ringbuf import PageLayout, decode_page
 from unitrace.backends.ftrace.tracefs import Tracefs, find_tracefs
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
@@ -199,6 +199,7 @@ class FtraceSession:
         self._child: int | None = None
         self._held = None
         self._handlers = _Handlers()
+        self._unpackers: dict[int, object] = {}
         self._stack_id = -1
         self._function_id = -1
         self._function_decoder: RecordDecoder | None = None
@@ -290,6 +291,7 @@ class FtraceSession:
         fmt = parse_format(self.fs.read("events/ftrace/function/format"), "ftrace")
         self._function_id = fmt.id
         self._function_decoder = RecordDecoder(fmt)
+        self._unpackers[fmt.id] = self._function_decoder.fast
         self.fs.write(f"{inst}/current_tracer", "function", what="starting the function tracer")
         self._undo.append(lambda: self._quiet_write(f"{inst}/current_tracer", "nop"))
 
@@ -331,11 +333,14 @@ class FtraceSession:
             if rel not in seen:
                 seen[rel] = parse_format(self.fs.read(f"{rel}/format"), ev.system)
             fmt = seen[rel]
-            self._handlers.by_id.setdefault(fmt.id, []).append((ev, RecordDecoder(fmt)))
+            dec = RecordDecoder(fmt)
+            self._handlers.by_id.setdefault(fmt.id, []).append((ev, dec))
+            self._unpackers[fmt.id] = dec.fast
         if any(ev.stacktrace for ev in self.plan.events):
             fmt = parse_format(self.fs.read("events/ftrace/kernel_stack/format"), "ftrace")
             self._stack_id = fmt.id
             self._stack_decoder = RecordDecoder(fmt)
+            self._unpackers[fmt.id] = self._stack_decoder.fast
 
     def _open_readers(self) -> None:
         cpus = sorted(int(d.name[3:]) for d in self.fs.path(f"{self.instance}/per_cpu").iterdir()
@@ -442,25 +447,22 @@ class FtraceSession:
             self.emit(batch)
 
     def _decode_page(self, page: bytes, cpu: int, out: list[Event]) -> None:
-        info, records = parse_page(page, self._layout)
-        if info.missed:
-            out.append(Event(EventKind.LOST, 0, 0, 0, cpu=cpu, ret=max(info.missed, 1)))
+        records: list[tuple[int, int, int, tuple]] = []
+        missed = decode_page(page, self._layout, self._unpackers, records)
+        if missed:
+            out.append(Event(EventKind.LOST, 0, 0, 0, cpu=cpu, ret=max(missed, 1)))
         handlers = self._handlers.by_id
-        unpack_common = _COMMON.unpack_from
-        for ts, off, _length in records:
-            etype, _flags, _pc, tid = unpack_common(page, off)
-            if etype == self._stack_id and self._stack_decoder is not None:
+        offset = self._clock_offset
+        for ts, etype, off, values in records:
+            if etype == self._stack_id:
                 self._attach_stack(page, off, cpu)
                 continue
             if etype == self._function_id and self._function_decoder is not None:
-                out.append(self._function_event(self._function_decoder.decode(page, off),
-                                                ts + self._clock_offset, cpu, tid))
+                out.append(self._function_event(self._function_decoder.decode(page, off), ts + offset, cpu,
+                                                values[3]))
                 continue
-            hs = handlers.get(etype)
-            if not hs:
-                continue
-            for plan, dec in hs:
-                ev = self._to_event(plan, dec.decode(page, off), ts + self._clock_offset, cpu, tid)
+            for plan, dec in handlers[etype]:
+                ev = self._to_event(plan, dec, page, off, values, ts + offset, cpu)
                 if ev is not None:
                     out.append(ev)
                     self._last_by_cpu[cpu] = ev
@@ -537,42 +539,46 @@ class FtraceSession:
             pass
         return tgid, comm
 
-    def _to_event(self, plan: EventPlan, values: dict[str, object], ts: int, cpu: int, tid: int) -> Event | None:
-        pid, comm = self._ident(tid)
+    def _to_event(self, plan: EventPlan, dec: RecordDecoder, page: bytes, off: int, values: tuple,
+                  ts: int, cpu: int) -> Event | None:
+        tid = values[3]
         role = plan.role
         if role == "enter":
             if plan.system == "raw_syscalls":
-                nr = int(values.get("id", -1))  # type: ignore[arg-type]
-                name = self._syscall_name(nr)
-                raw = tuple(values.get("args", ()))  # type: ignore[arg-type]
+                fields = dec.decode(page, off)
+                name = self._syscall_name(int(fields["id"]))  # type: ignore[call-overload]
+                raw = tuple(fields["args"])  # type: ignore[arg-type]
             else:
                 name = plan.syscalls[0]
-                raw = tuple(int(v) for k, v in values.items() if k != "__syscall_nr")  # type: ignore[call-overload]
+                raw = values[5:]  # after the common header and __syscall_nr
             self._pending[tid] = _Pending(ts, name, raw)
             return None
+        pid, comm = self._ident(tid)
         if role == "exit":
-            ret = int(values.get("ret", 0))  # type: ignore[call-overload]
-            name = plan.syscalls[0] if plan.system == "syscalls" else self._syscall_name(int(values.get("id", -1)))  # type: ignore[call-overload]
+            ret = values[-1]
+            name = plan.syscalls[0] if plan.system == "syscalls" else self._syscall_name(values[4])
             pend = self._pending.pop(tid, None)
+            errno = -ret if -4096 < ret < 0 else 0
             if pend is None or pend.name != name:
                 return Event(EventKind.SYSCALL_RESUMED, ts, pid, tid, name, plan.probe, cpu, comm, ret=ret,
-                             ret_text=self._ret_text(name, ret), errno=-ret if -4096 < ret < 0 else 0)
-            args = self._args_text(name, pend.raw)
-            return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm, args, pend.raw, ret,
-                         self._ret_text(name, ret), -ret if -4096 < ret < 0 else 0, ts - pend.ts,
-                         kstack=pend.kstack)
+                             ret_text=self._ret_text(name, ret), errno=errno)
+            return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm,
+                         self._args_text(name, pend.raw), pend.raw, ret, self._ret_text(name, ret), errno,
+                         ts - pend.ts, kstack=pend.kstack)
         if role == "tracepoint":
+            fields = dec.decode(page, off) if dec.needs_page else dict(zip(dec.fast_names, values[4:], strict=True))
             if plan.system == "sched" and plan.event == "sched_process_exec":
                 self._tgid.pop(tid, None)
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{plan.system}:{plan.event}", plan.probe, cpu,
-                         comm, fields=values)
+                         comm, fields=fields)
         if role == "call":
-            raw = tuple(int(values[f"arg{i}"]) for i in range(6) if f"arg{i}" in values)  # type: ignore[call-overload]
+            names = dec.fast_names  # uprobes put __probe_ip before the fetched arguments
+            raw = values[4 + names.index("arg0"):] if "arg0" in names else ()
             return Event(EventKind.CALL, ts, pid, tid, plan.event, plan.probe, cpu, comm,
-                         tuple(hex(v) for v in raw), raw, fields=values)
-        ret = int(values.get("ret", 0))  # type: ignore[call-overload]
+                         tuple(hex(v) for v in raw), raw)
+        ret = values[-1]
         return Event(EventKind.RETURN, ts, pid, tid, plan.event.removesuffix("__return"), plan.probe, cpu,
-                     comm, ret=ret, ret_text=str(ret), fields=values)
+                     comm, ret=ret, ret_text=str(ret))
 
     def _syscall_name(self, nr: int) -> str:
         from unitrace.decode.table import get_table
