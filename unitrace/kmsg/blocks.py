@@ -25,6 +25,7 @@ _PANIC = re.compile(r"^Kernel panic - not syncing")
 _HUNG = re.compile(r"^(?:INFO: task .* blocked for more than|INFO: rcu_\w+ (?:self-)?detected|"
                    r"rcu: INFO: rcu_\w+ (?:self-)?detected|watchdog: BUG: soft lockup)")
 _FTRACE_DETAIL = re.compile(r"^ftrace (?:failed to modify|faulted on )")
+_ARCH_NOTE = re.compile(r"^ftrace-\w+:|\bexpected \(.*\) but got \(")
 _TRACE_HEADER = re.compile(r"^(?:Call Trace|Call trace|Backtrace|Stack backtrace)\s*:\s*$")
 
 FRAME_LINE = re.compile(
@@ -92,6 +93,24 @@ def is_relevant(text: str) -> bool:
 
 
 def segment(lines: list[LogLine]) -> list[Block]:
+    """Blocks in input order. With printk caller ids, each task/CPU is segmented on its own (lines
+    without an id go with every group), so reports printed at the same time come apart."""
+    callers = sorted({ln.caller for ln in lines if ln.caller})
+    if len(callers) < 2:
+        return _segment(lines, list(range(len(lines))))
+    out: list[Block] = []
+    for caller in callers:
+        out += _segment(lines, [i for i, ln in enumerate(lines) if ln.caller in (caller, "")])
+    seen: set[tuple[int, ...]] = set()
+    unique = []
+    for b in sorted(out, key=lambda b: b.members[0]):
+        if tuple(b.members) not in seen:  # a caller-less report is found by every group
+            seen.add(tuple(b.members))
+            unique.append(b)
+    return unique
+
+
+def _segment(lines: list[LogLine], order: list[int]) -> list[Block]:
     blocks: list[Block] = []
     cur: Block | None = None
 
@@ -120,10 +139,9 @@ def segment(lines: list[LogLine]) -> list[Block]:
             return True
         return False
 
-    for i, line in enumerate(lines):
+    for i in order:
+        line = lines[i]
         text = line.text
-        if cur is not None and cur.caller and line.caller and line.caller != cur.caller:
-            continue  # another task's or CPU's printk, interleaved
         c = classify(text)
         if c == "end":
             if cur is not None:
@@ -137,6 +155,11 @@ def segment(lines: list[LogLine]) -> list[Block]:
                 start("pending", i)
         elif c == "ftrace_header":
             start("ftrace_bug", i)
+            assert cur is not None
+            claimed = blocks[-1].last if blocks else -1
+            for j in [k for k in order if max(i - 4, claimed) < k < i][::-1]:
+                if _ARCH_NOTE.search(lines[j].text):
+                    cur.members.insert(0, j)  # the arch code's complaint printed just before the splat
         elif c in ("warning", "bug", "oops", "hung_task", "panic"):
             if cur is not None and cur.kind == "pending":
                 cur.kind, cur.title = c, i

@@ -279,7 +279,8 @@ def read_header(report: Report, lines: list[LogLine]) -> None:
                 letters = m.group("letters")
                 report.tainted = letters is not None
                 if letters:
-                    report.taint_letters = " ".join(letters.split())
+                    # positional flags ("G           OE"): one letter per taint bit, in bit order
+                    report.taint_letters = " ".join(ch for ch in letters if ch.isalpha())
                     report.taint_words = taint_words(letters)
         m = _TAINT_LIST.match(text)
         if m:

@@ -27,7 +27,7 @@ _QP_ESCAPE = re.compile(r"=([0-9A-F]{2})")
 
 # Mail clients wrap at 72-80 columns; a kernel line that short rarely needs a wrap.
 _WRAP_MIN_WIDTH = 60
-_WRAP_COLUMN = 72  # a word that would have crossed this column was moved to the next line
+_WRAP_COLUMN = 71  # a word that would have reached column 72 was moved to the next line
 
 
 def _strip_transport(raw: str) -> tuple[str, float | None, str]:
@@ -73,7 +73,9 @@ def normalise(text: str) -> list[LogLine]:
     out: list[LogLine] = []
     pending = ""  # a quoted-printable soft-broken head waiting for its tail
     pending_meta: tuple[int, float | None, str] | None = None
-    stamped = 0
+    # does this log stamp its lines? (then a stamp-less line after a long one is a wrapped tail)
+    stamped_doc = sum(1 for r in raw_lines if _strip_transport(r)[1] is not None) * 2 >= \
+        sum(1 for r in raw_lines if r.strip())
     seen: set[tuple[float, str, str]] = set()
     for lineno, raw in enumerate(raw_lines, 1):
         msg, ts, caller = _strip_transport(raw)
@@ -93,13 +95,12 @@ def normalise(text: str) -> list[LogLine]:
         stripped = body.strip()
         indent = len(body) - len(body.lstrip(" "))
         if ts is not None:
-            stamped += 1
             key = (ts, caller, stripped)
             if key in seen:
                 continue  # the same record reached us twice (console and syslog, dmesg twice)
             seen.add(key)
-        elif out and stripped and _is_wrapped_tail(out[-1], raw_lines[out[-1].lineno - 1], stripped.split()[0], stamped,
-                                                          len(out)):
+        elif out and stripped and stamped_doc and _is_wrapped_tail(
+                out[-1], raw_lines[out[-1].lineno - 1], stripped.split()[0]):
             prev = out[-1]
             prev.text = f"{prev.text} {stripped}"
             continue
@@ -109,9 +110,9 @@ def normalise(text: str) -> list[LogLine]:
     return out
 
 
-def _is_wrapped_tail(prev: LogLine, prev_raw: str, next_word: str, stamped: int, total: int) -> bool:
-    """A line without a timestamp, right after a long stamped one, in a log that stamps its lines."""
-    if prev.ts is None or total == 0 or stamped * 2 < total or prev.text.endswith(":"):
+def _is_wrapped_tail(prev: LogLine, prev_raw: str, next_word: str) -> bool:
+    """A line without a timestamp, right after a long stamped one (in a log that stamps its lines)."""
+    if prev.ts is None or prev.text.endswith(":") or next_word.startswith(("...", "#", "[", "<", "--")):
         return False
     width = len(prev_raw.rstrip())
     return width >= _WRAP_MIN_WIDTH or width + 1 + len(next_word) > _WRAP_COLUMN

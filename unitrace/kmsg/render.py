@@ -12,11 +12,20 @@ from unitrace.kmsg.model import Instruction, Report
 JSON_SCHEMA = "unitrace.kmsg/1"
 
 
+_HEX_KEYS = {"address", "target", "expected_tramp", "raw", "unknown_bits"}
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return ":".join(f"{b:02x}" for b in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            # 64-bit addresses as hex strings: JSON readers in JavaScript lose precision above 2**53
+            out[f.name] = f"0x{v:x}" if f.name in _HEX_KEYS and isinstance(v, int) and not isinstance(v, bool) \
+                else _jsonable(v)
+        return out
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
