@@ -54,8 +54,8 @@ class UnitraceApp(App):
         self.frames = 0
         self.main = MainScreen(self.session)
 
-    def on_mount(self) -> None:
-        self.push_screen(self.main)
+    async def on_mount(self) -> None:
+        await self.push_screen(self.main)
         self.session.start()
         self.set_interval(1 / self.fps, self.frame)
 
@@ -71,7 +71,7 @@ class UnitraceApp(App):
         if self.kernel_feed is not None:
             self.kernel_log.add(self.kernel_feed.poll())
         screen = self.screen
-        if screen is self.main:
+        if screen is self.main and self.main.ready:
             if result.view_changed:
                 self.main.refresh_view()
             elif self.frames % 4 == 0:

@@ -36,7 +36,7 @@ class MainScreen(Screen):
         super().__init__()
         self.session = session
         self.search = ""
-        self.message = ""
+        self.ready = False  # composed and mounted: the app may refresh it
 
     def compose(self) -> ComposeResult:
         yield Static(self.session.source.title, id="title")
@@ -52,6 +52,7 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         self.log_view.focus()
+        self.ready = True
         self.refresh_view()
 
     @property
