@@ -12,7 +12,7 @@ import pytest
 from unitrace.tui.app import UnitraceApp
 from unitrace.tui.columns import row_text, search_text
 from unitrace.tui.detail import LEGEND
-from unitrace.tui.kernel import RecordedKernelFeed, kmsg_record_to_line
+from unitrace.tui.kernel import DevKmsgFeed, RecordedKernelFeed, kmsg_record_to_line
 from unitrace.tui.processes import ProcessTable
 from unitrace.tui.pump import EventPump
 from unitrace.tui.recorded import ROOT_PID, recorded_session
@@ -118,7 +118,7 @@ def test_process_tree_from_forks_execs_and_exits():
 def test_kmsg_records_become_log_lines():
     assert kmsg_record_to_line(b"4,812,812114210,-;WARNING: CPU: 1 PID: 4242 at x.c:1 f+0x1/0x2\n") == \
         "[  812.114210] WARNING: CPU: 1 PID: 4242 at x.c:1 f+0x1/0x2"
-    assert kmsg_record_to_line(b" SUBSYSTEM=pci\n") is None
+    assert kmsg_record_to_line(b"not a record") is None
 
 
 def test_save_jsonl_and_chrome_round_trip(tmp_path):
@@ -291,3 +291,32 @@ async def test_save_writes_what_the_log_shows(tmp_path):
         shown = len(app.session.store)
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(records) == shown and {r["pid"] for r in records} == {ROOT_PID + 1}
+
+
+def test_dev_kmsg_feed_sees_a_new_kernel_warning_line():
+    import os
+
+    if not os.access("/dev/kmsg", os.W_OK):
+        pytest.skip("/dev/kmsg is not writable here (needs root)")
+    feed = DevKmsgFeed()
+    assert feed.error == ""
+    try:
+        marker = f"unitrace-tui-test {os.getpid()}"
+        with open("/dev/kmsg", "w") as kmsg:
+            kmsg.write(f"<4>{marker}\n")
+        lines = feed.poll()
+    finally:
+        feed.close()
+    assert any(line.endswith(marker) for line in lines)
+
+
+@pilot_test
+async def test_kernel_panel_decodes_the_recorded_warning():
+    app = _app(recorded_session(100))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("K")
+        await pilot.pause(0.1)
+        text = screen_text(app.screen.query_one("#kernel-reports"))
+    assert "WARNING" in text and "at kernel/trace/ftrace.c:2178" in text and "task demo pid 4242" in text
+    assert "? __pfx_ftrace_modify_all_code+0x10" in text and LEGEND in text

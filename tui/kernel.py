@@ -32,19 +32,13 @@ class RecordedKernelFeed:
 
 
 def kmsg_record_to_line(record: bytes) -> str | None:
-    """`pri,seq,usec,flags[,...];message` -> `[  sec.usec] message`; None for continuation key=value lines."""
-    text = record.decode("utf-8", "replace").rstrip("\n")
-    if text.startswith(" "):
-        return None  # dictionary lines (SUBSYSTEM=..., DEVICE=...)
-    head, sep, message = text.partition(";")
-    if not sep:
-        return text
-    fields = head.split(",")
-    try:
-        usec = int(fields[2])
-    except (IndexError, ValueError):
-        return message
-    return f"[{usec // 1_000_000:5d}.{usec % 1_000_000:06d}] {message}"
+    """A /dev/kmsg record as the line dmesg prints, `[  sec.usec] message`; None if it is not a record."""
+    from unitrace.kmsg import parse_record
+
+    rec = parse_record(record)
+    if rec is None:
+        return None
+    return f"[{rec.ts_usec // 1_000_000:5d}.{rec.ts_usec % 1_000_000:06d}] {rec.message}"
 
 
 class DevKmsgFeed:
@@ -53,14 +47,16 @@ class DevKmsgFeed:
     PATH = "/dev/kmsg"
 
     def __init__(self, path: str = PATH) -> None:
+        from unitrace.errors import UnitraceError
+        from unitrace.kmsg.live import open_kmsg
+
         self.error = ""
+        self.path = path
         self._fd: int | None = None
         try:
-            self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            os.lseek(self._fd, 0, os.SEEK_END)
-        except OSError as exc:
-            self.error = f"cannot read {path}: {exc.strerror}"
-            self.close()
+            self._fd = open_kmsg(path)
+        except UnitraceError as err:
+            self.error = err.message
 
     def poll(self) -> list[str]:
         lines: list[str] = []
@@ -72,7 +68,7 @@ class DevKmsgFeed:
             except OSError as exc:
                 if exc.errno == errno.EPIPE:
                     continue  # the ring buffer overwrote records we had not read; go on with the next
-                self.error = f"reading {self.PATH}: {exc.strerror}"
+                self.error = f"reading {self.path}: {exc.strerror}"
                 self.close()
                 break
             if not record:
