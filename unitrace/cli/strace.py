@@ -439,8 +439,11 @@ def resolve_signal_set(exprs: Iterable[str], by_name: dict[str, int]) -> frozens
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    # Every flag is ours to parse (see parse_argv); argparse only routes them here in order.
-    p.add_help = False
+    # Every flag is ours to parse (see parse_argv); argparse only routes them here, in order. Its own -h
+    # must go, or `unitrace strace grep -h x` would print our help instead of tracing grep.
+    for action in list(p._actions):
+        if "-h" in action.option_strings:
+            p._handle_conflict_resolve(action, [(s, action) for s in action.option_strings])
     p.usage = "unitrace strace [FLAGS] CMD [ARG]... | -p PID  (unitrace strace -h for the flags)"
 
 
