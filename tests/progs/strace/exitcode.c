@@ -1,0 +1,3 @@
+/* exit 3 -> the tracer exits 3 */
+#include <stdlib.h>
+int main(void) { exit(3); }

@@ -1,0 +1,96 @@
+"""C programs that make known syscalls and print the exact lines the tracer must produce (strace's own
+test method). Each runs under `unitrace strace` and, as a check of the expectations themselves, under the
+installed strace."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.strace_support import UNITRACE, build, normalise, run_tracer
+
+TRACERS = {"unitrace": UNITRACE, "strace": ["strace"]}
+
+
+@pytest.fixture(scope="module")
+def bindir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("strace-progs")
+
+
+def tracer_param() -> list[object]:
+    params: list[object] = [pytest.param("unitrace", id="unitrace")]
+    if shutil.which("strace"):
+        params.append(pytest.param("strace", id="strace"))
+    return params
+
+
+@pytest.mark.parametrize("tracer", tracer_param())
+def test_basic_calls_and_exit_code(tracer: str, bindir: Path, tmp_path: Path) -> None:
+    exe = build("basic", bindir)
+    flags = ["-e", "trace=openat,close,getppid,pipe2,dup2,write,read,exit_group"]
+    proc, text = run_tracer(TRACERS[tracer], flags, [str(exe)], tmp_path / "trace")
+    expected = proc.stdout.splitlines()
+    got = [ln for ln in normalise(text) if not ln.startswith("write(1, ")]
+    # the dynamic loader's own openat/read/close come first; the program's expectations start after them
+    first = expected[0]
+    assert first in got, f"{first!r} not in trace:\n{text}"
+    assert got[got.index(first):] == expected
+    assert proc.returncode == 3  # exit status mirrors the tracee's
+
+
+@pytest.mark.parametrize("tracer", tracer_param())
+def test_handled_signal_then_death_by_signal(tracer: str, bindir: Path, tmp_path: Path) -> None:
+    exe = build("signals", bindir)
+    proc, text = run_tracer(TRACERS[tracer], ["-e", "trace=kill,rt_sigreturn,exit_group"], [str(exe)],
+                            tmp_path / "trace")
+    assert normalise(text) == proc.stdout.splitlines()
+    assert proc.returncode == -11  # the tracer dies of the tracee's signal, as strace does
+
+
+@pytest.mark.parametrize("tracer", tracer_param())
+def test_fork_and_wait_with_pid_prefixes(tracer: str, bindir: Path, tmp_path: Path) -> None:
+    exe = build("forkwait", bindir)
+    proc, text = run_tracer(TRACERS[tracer], ["-f", "-e", "trace=wait4,exit_group"], [str(exe)], tmp_path / "t")
+    assert normalise(text) == proc.stdout.splitlines()
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("tracer", tracer_param())
+def test_threads_every_call_attributed_to_its_thread(tracer: str, bindir: Path, tmp_path: Path) -> None:
+    exe = build("threads", bindir)
+    proc, text = run_tracer(TRACERS[tracer], ["-f", "-e", "trace=getppid"], [str(exe)], tmp_path / "t")
+    want = {int(t): int(n) for t, n in (ln.split() for ln in proc.stdout.splitlines())}
+    seen: dict[int, int] = {}
+    for line in normalise(text):
+        if "getppid()" in line:
+            tid = int(line.split()[0])
+            seen[tid] = seen.get(tid, 0) + 1
+    assert seen == want
+
+
+def test_fd_leaks_report_names_exactly_the_inherited_descriptors(bindir: Path, tmp_path: Path) -> None:
+    exe = build("fdleak", bindir)
+    proc, _ = run_tracer(UNITRACE, ["--fd-leaks", "-e", "trace=none"], [str(exe)], tmp_path / "t")
+    assert proc.returncode == 0, proc.stderr
+    expected = {int(fd): how for fd, how in (ln.split() for ln in proc.stdout.splitlines())}
+    report = proc.stderr[proc.stderr.index("fd leaks:"):]
+    reported: dict[int, str] = {}
+    for line in report.splitlines():
+        line = line.strip()
+        if line.startswith("fd "):
+            fd = int(line.split()[1])
+            reported[fd] = line
+    assert set(reported) == set(expected), report
+    for fd, how in expected.items():
+        assert f"with {how}" in reported[fd] and "[/proc: yes]" in reported[fd], reported[fd]
+    assert 'execve("/bin/true")' in report
+
+
+@pytest.mark.parametrize("tracer", tracer_param())
+def test_exit_status_is_mirrored(tracer: str, bindir: Path, tmp_path: Path) -> None:
+    exe = build("exitcode", bindir)
+    proc, text = run_tracer(TRACERS[tracer], ["-e", "trace=exit_group"], [str(exe)], tmp_path / "t")
+    assert proc.returncode == 3
+    assert normalise(text)[-2:] == ["exit_group(3) = ?", "+++ exited with 3 +++"]
