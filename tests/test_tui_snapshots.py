@@ -4,12 +4,12 @@ intended change with `pytest tests/test_tui_snapshots.py --snapshot-update` and 
 from __future__ import annotations
 
 import pytest
-
-from tests.tui_support import SIZE, settle, use_utc
 from unitrace.tui.app import UnitraceApp
 from unitrace.tui.kernel import RecordedKernelFeed
 from unitrace.tui.recorded import recorded_session
 from unitrace.tui.recorded_source import RecordedSource
+
+from tests.tui_support import SIZE, settle, use_utc
 
 
 @pytest.fixture(autouse=True)
