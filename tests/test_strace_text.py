@@ -12,7 +12,7 @@ from unitrace.events import EventKind as K
 from unitrace.sinks.strace_text import StraceTextOptions, StraceTextSink
 
 PARAMS = {"read": 3, "close": 1, "wait4": 4, "write": 3, "exit_group": 1, "openat": 4, "pipe2": 2,
-          "futex": 6, "clone": 5}
+          "futex": 6, "clone": 5, "accept": 3}
 
 
 def sink(**kw: object) -> tuple[StraceTextSink, io.StringIO, io.StringIO]:
@@ -175,3 +175,18 @@ def test_zero_entry_args_and_an_exec_from_a_thread() -> None:
         "[pid   102] close(5)                    = 0\n"
         "[pid   100] <... pipe2 resumed>[3, 4], 0) = 0\n"
         "[pid   102] +++ superseded by execve in pid 100 +++\n")
+
+
+def test_clone_defers_its_separator_and_all_known_args_get_none() -> None:
+    # strace -f on tests/progs/strace/forkserver.c (strace 6.1)
+    s, out, _ = sink(follow=1, tids=(19313, 19314))
+    s.feed([sc(19313, "clone", "child_stack=NULL", "flags=CLONE_CHILD_SETTID|SIGCHLD", kind=K.SYSCALL_ENTER,
+               ret=None),
+            sc(19314, "accept", "3", "NULL", "NULL", kind=K.SYSCALL_ENTER, ret=None),
+            sc(19313, "clone", "child_stack=NULL", "flags=CLONE_CHILD_SETTID|SIGCHLD", "child_tidptr=0x7f68",
+               ret=19315, kind=K.SYSCALL_RESUMED)])
+    s.close()
+    assert out.getvalue() == (
+        "[pid 19313] clone(child_stack=NULL, flags=CLONE_CHILD_SETTID|SIGCHLD <unfinished ...>\n"
+        "[pid 19314] accept(3, NULL, NULL <unfinished ...>\n"
+        "[pid 19313] <... clone resumed>, child_tidptr=0x7f68) = 19315\n")

@@ -32,6 +32,9 @@ from unitrace.events import Event, EventKind, SessionStats
 STATUSES = frozenset({"successful", "failed", "unfinished", "unavailable", "detached"})
 COLUMN = 40
 _EXIT_CALLS = frozenset({"exit", "exit_group"})
+# Calls whose decoder prints a variable set of arguments: strace ends their entry text without ", " and
+# starts the exit text with it (`clone(..., flags=...|SIGCHLD <unfinished ...>`, `<... clone resumed>, ...`).
+_SEP_AT_EXIT = frozenset({"clone", "clone2"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +188,8 @@ class StraceTextSink:
         self._begin(st, tid)
         args = ev.args
         total = self.param_count(ev.name)
-        sep = ", " if args and (total is None or len(args) < total) else ""
+        more = ev.name not in _SEP_AT_EXIT and (total is None or len(args) < total)
+        sep = ", " if args and more else ""
         text = f"{self._leader(tid, ev.ts_ns)}{ev.name}({', '.join(args)}{sep}"
         st.buf.append(text)
         st.col = len(text)
@@ -204,6 +208,8 @@ class StraceTextSink:
         st = self._stream(tid)
         if pend is not None and pend.open_in is st and st.open_tid == tid:
             rest = ", ".join(ev.args[pend.entry_count:])
+            if rest and pend.name in _SEP_AT_EXIT and pend.entry_count:
+                rest = ", " + rest
             text = f"{rest}) "
             st.open_tid = None
             self._finish(st, text, st.col + len(text), ret, ev.duration_ns)
@@ -211,6 +217,8 @@ class StraceTextSink:
         self._begin(st, tid)
         if pend is not None and self.opt.status is None:
             rest = ", ".join(ev.args[pend.entry_count:])
+            if rest and pend.name in _SEP_AT_EXIT and pend.entry_count:
+                rest = ", " + rest
             text = f"{self._leader(tid, ev.ts_ns)}<... {ev.name} resumed>{rest}) "
         else:
             ts = pend.ts_ns if pend is not None else ev.ts_ns
