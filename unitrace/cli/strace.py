@@ -543,6 +543,7 @@ def _check_backend(cfg: StraceConfig, probes: tuple) -> None:
     from unitrace.plan.planner import facts_from_system, plan
 
     target = TraceTarget(command=tuple(cfg.command), pids=tuple(cfg.pids), follow_forks=cfg.follow > 0)
+    # the planner's own refusal (no BPF here, no tracefs...) is the more useful message: it goes first
     plan(ProbeProgram(probes=probes), target, facts_from_system(), cfg.backend)
     raise PlanError(f"unitrace strace runs on the ptrace backend only; the {cfg.backend} backend does not "
                     "decode arguments the way strace prints them",
