@@ -55,6 +55,9 @@ class MainScreen(Screen):
         self.ready = True
         self.refresh_view()
 
+    def on_unmount(self) -> None:
+        self.ready = False
+
     @property
     def log_view(self) -> EventLog:
         return self.query_one("#log", EventLog)
