@@ -562,9 +562,9 @@ class FtraceSession:
             if pend is None or pend.name != name:
                 return Event(EventKind.SYSCALL_RESUMED, ts, pid, tid, name, plan.probe, cpu, comm, ret=ret,
                              ret_text=self._ret_text(name, ret), errno=errno)
-            return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm,
-                         self._args_text(name, pend.raw), pend.raw, ret, self._ret_text(name, ret), errno,
-                         ts - pend.ts, kstack=pend.kstack)
+            args, ret_text, errno = self._decode_syscall(name, pend.raw, ret)
+            return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm, args, pend.raw, ret,
+                         ret_text, errno, ts - pend.ts, kstack=pend.kstack)
         if role == "tracepoint":
             fields = dec.decode(page, off) if dec.needs_page else dict(zip(dec.fast_names, values[4:], strict=True))
             if plan.system == "sched" and plan.event == "sched_process_exec":
@@ -586,18 +586,17 @@ class FtraceSession:
         info = get_table().by_nr.get(nr)
         return info.name if info else f"syscall_{nr}"
 
-    def _args_text(self, name: str, raw: tuple[int, ...]) -> tuple[str, ...]:
-        dec = self._syscall_decoder()
-        if dec is None:
-            return tuple(hex(v) for v in raw)
+    def _decode_syscall(self, name: str, raw: tuple[int, ...], ret: int) -> tuple[tuple[str, ...], str, int]:
+        """strace's texts for a syscall seen only through its registers: the tracee's memory is not ours to
+        read here, so pointers are printed as addresses."""
         from unitrace.decode.table import get_table
 
         info = get_table().by_name.get(name)
         if info is None:
-            return tuple(hex(v) for v in raw)
+            return tuple(hex(v) for v in raw), self._ret_text(name, ret), -ret if -4096 < ret < 0 else 0
+        dec = self._syscall_decoder()
         call = dec.enter(0, info.nr, raw, _NO_MEMORY)
-        args, _ret_text, _err = dec.exit(call, 0, _NO_MEMORY)
-        return args
+        return dec.exit(call, ret, _NO_MEMORY)
 
     def _ret_text(self, name: str, ret: int) -> str:
         from unitrace.decode.errnos import ERRNO_NAMES, strerror
