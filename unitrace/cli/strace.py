@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from unitrace.errors import EXIT_USAGE, UnitraceError
@@ -594,6 +594,27 @@ class _ExitWatcher:
                     self.code = ev.ret if ev.ret is not None else 0
 
 
+def _prints_at_exit_oracle(table: object) -> Callable[[str], bool]:
+    """Whether a call's decoder prints arguments at exit (so its entry line ends with `, `). The decoder's
+    per-call format spec knows; read it once per name."""
+    from unitrace.decode.api import FormatOptions
+    from unitrace.decode.syscall import StraceDecoder
+
+    decoder = StraceDecoder(FormatOptions())
+    cache: dict[str, bool] = {}
+
+    def prints_at_exit(name: str) -> bool:
+        known = cache.get(name)
+        if known is None:
+            info = table.by_name.get(name)  # type: ignore[attr-defined]
+            # DECODE's spec builder is internal; fall back to "yes" (strace's common case) if it moves
+            spec = decoder._build(info.nr, info) if info is not None and hasattr(decoder, "_build") else None
+            known = cache[name] = bool(getattr(spec, "has_exit", True))
+        return known
+
+    return prints_at_exit
+
+
 def run_strace(cfg: StraceConfig) -> int:
     import signal as signal_mod
 
@@ -641,7 +662,7 @@ def run_strace(cfg: StraceConfig) -> int:
                     pid_prefix=bool(cfg.output) and cfg.follow < 2 and (cfg.follow == 1 or len(cfg.pids) > 1),
                     timestamps=cfg.timestamps, relative=cfg.relative, syscall_times=cfg.syscall_times,
                     status=cfg.status, quiet=cfg.quiet, column=cfg.column),
-                param_count=lambda n: len(table.by_name[n].params) if n in table.by_name else None,
+                prints_at_exit=_prints_at_exit_oracle(table),
                 initial_tids=cfg.pids)
             sinks.append(text_sink)
         if cfg.count:

@@ -81,15 +81,15 @@ def _open_cloexec(path: str) -> TextIO:
 
 
 class StraceTextSink:
-    """Formats events as strace does. `param_count(name)` is how many arguments a syscall prints (so an
-    entry line knows whether a `, ` follows its last entry argument)."""
+    """Formats events as strace does. `prints_at_exit(name)` says whether a syscall prints arguments at
+    exit, i.e. whether its entry text ends with `, ` (`read(3, `) or not (`accept(3, NULL, NULL`)."""
 
     def __init__(self, options: StraceTextOptions, *, out: TextIO | None = None,
-                 notices: TextIO | None = None, param_count: Callable[[str], int | None] | None = None,
+                 notices: TextIO | None = None, prints_at_exit: Callable[[str], bool] | None = None,
                  initial_tids: Iterable[int] = ()) -> None:
         self.opt = options
         self.notices = notices if notices is not None else sys.stderr
-        self.param_count = param_count or (lambda _name: None)
+        self.prints_at_exit = prints_at_exit or (lambda _name: True)
         self.live: set[int] = set(initial_tids)
         self.pending: dict[int, _Pending] = {}
         self.announced: set[int] = set()
@@ -187,9 +187,7 @@ class StraceTextSink:
         st = self._stream(tid)
         self._begin(st, tid)
         args = ev.args
-        total = self.param_count(ev.name)
-        more = ev.name not in _SEP_AT_EXIT and (total is None or len(args) < total)
-        sep = ", " if args and more else ""
+        sep = ", " if args and ev.name not in _SEP_AT_EXIT and self.prints_at_exit(ev.name) else ""
         text = f"{self._leader(tid, ev.ts_ns)}{ev.name}({', '.join(args)}{sep}"
         st.buf.append(text)
         st.col = len(text)
