@@ -680,10 +680,6 @@ def run_strace(cfg: StraceConfig) -> int:
             from unitrace.fdleaks import FdLeakSink
 
             sinks.append(FdLeakSink(sys.stderr))
-        if text_sink is not None:
-            for pid in cfg.pids:
-                text_sink.attached(pid)
-
         # With a seccomp filter the backend stops only at the traced calls; the filter still drops what a
         # backend reports beyond them (every call, when it runs without one).
         event_filter = EventFilter(names, signals, cfg.paths, fd_params)
@@ -706,6 +702,9 @@ def run_strace(cfg: StraceConfig) -> int:
 
             saved = {s: signal_mod.signal(s, on_signal)
                      for s in (signal_mod.SIGINT, signal_mod.SIGTERM, signal_mod.SIGHUP, signal_mod.SIGQUIT)}
+            if text_sink is not None:
+                for pid in cfg.pids:  # start() attached them, or raised
+                    text_sink.attached(pid)
             try:
                 status = session.run()
             finally:
@@ -713,6 +712,10 @@ def run_strace(cfg: StraceConfig) -> int:
                     signal_mod.signal(s, old)
                 stats = session.stats
         stats.filtered += event_filter.filtered
+        if text_sink is not None and received:
+            for pid in cfg.pids:
+                if os.path.exists(f"/proc/{pid}"):
+                    text_sink.detached(pid)
         # the summary follows the trace in the same stream: end the lines first, close the files last
         if text_sink is not None:
             text_sink.finish()

@@ -93,6 +93,7 @@ class StraceTextSink:
         self.live: set[int] = set(initial_tids)
         self.pending: dict[int, _Pending] = {}
         self.announced: set[int] = set()
+        self.detached_pids: set[int] = set()
         self.streams: dict[int, _Stream] = {}  # tid -> stream (-ff); key 0 for the shared stream
         self._shared: _Stream | None = None
         if options.follow < 2 or not options.output_path:
@@ -258,6 +259,12 @@ class StraceTextSink:
             self.announced.add(pid)
             self._notice(f"Process {pid} attached")
 
+    def detached(self, pid: int) -> None:
+        """We let go of a tracee that is still running (-p and ^C)."""
+        if pid not in self.detached_pids:
+            self.detached_pids.add(pid)
+            self._notice(f"Process {pid} detached")
+
     def feed(self, batch: list[Event]) -> None:
         SYSCALL, ENTER, RESUMED = EventKind.SYSCALL, EventKind.SYSCALL_ENTER, EventKind.SYSCALL_RESUMED
         live = self.live
@@ -309,6 +316,10 @@ class StraceTextSink:
                         continue
                     self.announced.add(pid)
                     live.add(pid)
+                if text.startswith("Process ") and text.endswith(" detached"):
+                    if ev.pid in self.detached_pids:
+                        continue
+                    self.detached_pids.add(ev.pid)
                 if text:
                     self._notice(text)
             elif kind is EventKind.LOST:
