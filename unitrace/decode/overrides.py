@@ -15,6 +15,12 @@ from unitrace.decode.strings import format_cstring
 from unitrace.decode.syscall import ENTRY, EXIT, Call, StraceDecoder, _dec, _hex, _indexed, _octal, s32, s64
 
 
+def _sig(d: StraceDecoder, i: int):  # type: ignore[no-untyped-def]
+    if d.opts.xlat == "raw":
+        return lambda c, m: str(s32(c.args[i]))
+    return lambda c, m: signal_name(s32(c.args[i]))
+
+
 def _open_flags(d: StraceDecoder, i: int):  # type: ignore[no-untyped-def]
     xlat = d.opts.xlat
 
@@ -139,33 +145,35 @@ def arch_prctl(d):  # type: ignore[no-untyped-def]
 
 def prlimit64(d):  # type: ignore[no-untyped-def]
     return [((lambda c, m: str(s32(c.args[0]))), ENTRY), (d.xl(1, X.RLIMITS), ENTRY),
-            ((lambda c, m: S.rlimit_text(m, c.args[2])), ENTRY),
-            (_indexed(3, lambda c, m: S.rlimit_text(m, c.args[3])), EXIT)]
+            ((lambda c, m: S.rlimit_text(m, c.args[2], d.opts.xlat)), ENTRY),
+            (_indexed(3, lambda c, m: S.rlimit_text(m, c.args[3], d.opts.xlat)), EXIT)]
 
 
 def getrlimit(d):  # type: ignore[no-untyped-def]
-    return [(d.xl(0, X.RLIMITS), ENTRY), (_indexed(1, lambda c, m: S.rlimit_text(m, c.args[1])), EXIT)]
+    return [(d.xl(0, X.RLIMITS), ENTRY),
+            (_indexed(1, lambda c, m: S.rlimit_text(m, c.args[1], d.opts.xlat)), EXIT)]
 
 
 def rt_sigaction(d):  # type: ignore[no-untyped-def]
     x = d.opts.xlat
-    return [((lambda c, m: signal_name(s32(c.args[0]))), ENTRY),
+    return [(_sig(d, 0), ENTRY),
             ((lambda c, m: S.sigaction_text(m, c.args[1], x)), ENTRY),
             (_indexed(2, lambda c, m: S.sigaction_text(m, c.args[2], x)), EXIT), (_dec(3), ENTRY)]
 
 
 def rt_sigprocmask(d):  # type: ignore[no-untyped-def]
+    x = d.opts.xlat
     return [(d.xl(0, X.SIGPROCMASK_HOW), ENTRY),
-            ((lambda c, m: S.sigset_text(m, c.args[1], c.args[3])), ENTRY),
-            (_indexed(2, lambda c, m: S.sigset_text(m, c.args[2], c.args[3])), EXIT), (_dec(3), ENTRY)]
+            ((lambda c, m: S.sigset_text(m, c.args[1], c.args[3], x)), ENTRY),
+            (_indexed(2, lambda c, m: S.sigset_text(m, c.args[2], c.args[3], x)), EXIT), (_dec(3), ENTRY)]
 
 
 def kill(d):  # type: ignore[no-untyped-def]
-    return [((lambda c, m: str(s32(c.args[0]))), ENTRY), ((lambda c, m: signal_name(s32(c.args[1]))), ENTRY)]
+    return [((lambda c, m: str(s32(c.args[0]))), ENTRY), (_sig(d, 1), ENTRY)]
 
 
 def tgkill(d):  # type: ignore[no-untyped-def]
-    return [(_dec(0), ENTRY), (_dec(1), ENTRY), ((lambda c, m: signal_name(s32(c.args[2]))), ENTRY)]
+    return [(_dec(0), ENTRY), (_dec(1), ENTRY), (_sig(d, 2), ENTRY)]
 
 
 def _argv(d: StraceDecoder, i: int, is_env: bool):  # type: ignore[no-untyped-def]
@@ -186,7 +194,7 @@ def _argv(d: StraceDecoder, i: int, is_env: bool):  # type: ignore[no-untyped-de
             ptrs.append(p)
         if is_env and not o.verbose:
             return f"{addr:#x} /* {len(ptrs)} var{'s' if len(ptrs) != 1 else ''} */"
-        shown = ptrs[: max(o.string_limit, 0)] if o.string_limit < len(ptrs) else ptrs
+        shown = ptrs if o.verbose or o.string_limit >= len(ptrs) else ptrs[: max(o.string_limit, 0)]
         items = [format_cstring(m, p, o.string_limit, o.hex_strings) for p in shown]
         text = "[" + ", ".join(items)
         if len(shown) < len(ptrs):
@@ -248,12 +256,25 @@ def wait4(d):  # type: ignore[no-untyped-def]
             (d.xl(2, X.WAIT_OPTIONS), ENTRY), (_hex(3), ENTRY)]
 
 
+def _fd_pair(d: StraceDecoder):  # type: ignore[no-untyped-def]
+    def fmt(c: Call, m) -> str:  # type: ignore[no-untyped-def]
+        raw = m.read(c.args[0], 8)
+        if raw is None:
+            return S.ptr(c.args[0])
+        texts = []
+        for fd in struct.unpack("<ii", raw):
+            desc = d.fds.describe(c.pid, fd, d.opts.decode_fds) if d.fds and d.opts.decode_fds else None
+            texts.append(f"{fd}<{desc}>" if desc else str(fd))
+        return f"[{texts[0]}, {texts[1]}]"
+    return _indexed(0, fmt)
+
+
 def pipe2(d):  # type: ignore[no-untyped-def]
-    return [(_indexed(0, lambda c, m: S.int_array_text(m, c.args[0], 2)), EXIT), (d.xl(1, X.PIPE_FLAGS), ENTRY)]
+    return [(_fd_pair(d), EXIT), (d.xl(1, X.PIPE_FLAGS), ENTRY)]
 
 
 def pipe(d):  # type: ignore[no-untyped-def]
-    return [(_indexed(0, lambda c, m: S.int_array_text(m, c.args[0], 2)), EXIT)]
+    return [(_fd_pair(d), EXIT)]
 
 
 def fcntl(d):  # type: ignore[no-untyped-def]
@@ -269,7 +290,20 @@ def fcntl(d):  # type: ignore[no-untyped-def]
         if cmd == 4:
             return _open_flags(d, 2)(c, m)
         return str(s32(v))
-    return [(d.fd(0), ENTRY), (d.xl(1, X.FCNTL_CMDS), ENTRY), (arg, ENTRY)]
+    def ret(c: Call) -> str:
+        cmd, v = c.args[1] & 0xFFFFFFFF, c.ret
+        if d.opts.xlat == "raw" and cmd in (1, 3):
+            return f"{v:#x} (flags {v:#x})" if v else "0"
+        if cmd == 1 and v:  # F_GETFD
+            return f"{v:#x} (flags {X.FD_FLAGS.format(v, 'abbrev')})"
+        if cmd == 3:  # F_GETFL
+            acc = X.OPEN_ACCMODE.format(v & 3, "abbrev")
+            rest = v & ~3
+            return f"{v:#x} (flags {acc}{'|' + X.OPEN_FLAGS.format(rest, 'abbrev') if rest else ''})"
+        if cmd in (0, 1030) and d.fds is not None and d.opts.decode_fds:
+            return d._ret_fd(c)
+        return str(v)
+    return [(d.fd(0), ENTRY), (d.xl(1, X.FCNTL_CMDS), ENTRY), (arg, ENTRY)], ret
 
 
 def lseek(d):  # type: ignore[no-untyped-def]

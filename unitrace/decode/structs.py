@@ -22,7 +22,7 @@ def ptr(v: int) -> str:
 
 def mode_text(mode: int, xlat: str = "abbrev") -> str:
     if xlat == "raw":
-        return f"{mode:#o}"
+        return f"0{mode:o}" if mode else "0"
     fmt = mode & 0o170000
     rest = mode & 0o7777
     name = X.S_IFMT.names.get(fmt)
@@ -38,10 +38,11 @@ def mode_text(mode: int, xlat: str = "abbrev") -> str:
 def _makedev(dev: int) -> str:
     major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
     minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
-    return f"makedev({major:#x}, {minor:#x})"
+    return f"makedev({major:#x}, {minor:#x})".replace("0x0)", "0)").replace("(0x0,", "(0,")
 
 
 def stat_text(mem: Memory, addr: int, opts: FormatOptions) -> str:
+    x = opts.xlat
     raw = mem.read(addr, _STAT.size)
     if raw is None:
         return ptr(addr)
@@ -50,14 +51,23 @@ def stat_text(mem: Memory, addr: int, opts: FormatOptions) -> str:
     ftype = mode & 0o170000
     if not opts.verbose:
         if ftype in (0o20000, 0o60000):
-            return f"{{st_mode={mode_text(mode)}, st_rdev={_makedev(rdev)}, ...}}"
-        return f"{{st_mode={mode_text(mode)}, st_size={size}, ...}}"
-    parts = [f"st_dev={_makedev(dev)}", f"st_ino={ino}", f"st_mode={mode_text(mode)}", f"st_nlink={nlink}",
+            return f"{{st_mode={mode_text(mode, x)}, st_rdev={_makedev(rdev)}, ...}}"
+        return f"{{st_mode={mode_text(mode, x)}, st_size={size}, ...}}"
+    parts = [f"st_dev={_makedev(dev)}", f"st_ino={ino}", f"st_mode={mode_text(mode, x)}", f"st_nlink={nlink}",
              f"st_uid={uid}", f"st_gid={gid}", f"st_blksize={blksize}", f"st_blocks={blocks}"]
     parts.append(f"st_rdev={_makedev(rdev)}" if ftype in (0o20000, 0o60000) else f"st_size={size}")
-    parts += [f"st_atime={at}", f"st_atime_nsec={atn}", f"st_mtime={mt}", f"st_mtime_nsec={mtn}",
-              f"st_ctime={ct}", f"st_ctime_nsec={ctn}"]
+    parts += [f"st_atime={_stamp(at, atn)}", f"st_atime_nsec={atn}", f"st_mtime={_stamp(mt, mtn)}",
+              f"st_mtime_nsec={mtn}", f"st_ctime={_stamp(ct, ctn)}", f"st_ctime_nsec={ctn}"]
     return "{" + ", ".join(parts) + "}"
+
+
+def _stamp(sec: int, nsec: int) -> str:
+    """`1795344598 /* 2026-11-22T10:49:58.295747636+0000 */`: strace's -v time comment (local time)."""
+    import time
+
+    t = time.localtime(sec)
+    frac = f".{nsec:09d}" if nsec else ""
+    return f"{sec} /* {time.strftime('%Y-%m-%dT%H:%M:%S', t)}{frac}{time.strftime('%z', t)} */"
 
 
 def timespec_text(mem: Memory, addr: int) -> str:
@@ -70,7 +80,9 @@ def timespec_text(mem: Memory, addr: int) -> str:
     return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
 
 
-def _rlim(v: int) -> str:
+def _rlim(v: int, xlat: str = "abbrev") -> str:
+    if xlat == "raw":
+        return str(v)
     if v == RLIM_INFINITY:
         return "RLIM64_INFINITY"
     if v and v % 1024 == 0:
@@ -78,18 +90,20 @@ def _rlim(v: int) -> str:
     return str(v)
 
 
-def rlimit_text(mem: Memory, addr: int) -> str:
+def rlimit_text(mem: Memory, addr: int, xlat: str = "abbrev") -> str:
     if addr == 0:
         return "NULL"
     raw = mem.read(addr, _RLIMIT.size)
     if raw is None:
         return ptr(addr)
     cur, mx = _RLIMIT.unpack(raw)
-    return f"{{rlim_cur={_rlim(cur)}, rlim_max={_rlim(mx)}}}"
+    return f"{{rlim_cur={_rlim(cur, xlat)}, rlim_max={_rlim(mx, xlat)}}}"
 
 
-def sigset_bits(mask: int, nsig: int = 64) -> str:
+def sigset_bits(mask: int, nsig: int = 64, xlat: str = "abbrev") -> str:
     """`[INT TERM]`, or `~[...]` when more than half the signals are set (as strace does)."""
+    if xlat == "raw":
+        return "[" + " ".join(str(s) for s in range(1, nsig + 1) if mask >> (s - 1) & 1) + "]"
     bits = [s for s in range(1, nsig + 1) if mask >> (s - 1) & 1]
     if len(bits) > nsig // 2:
         missing = [s for s in range(1, nsig + 1) if not mask >> (s - 1) & 1]
@@ -102,14 +116,14 @@ def _sig_short(s: int) -> str:
     return name[3:] if name.startswith("SIG") else name
 
 
-def sigset_text(mem: Memory, addr: int, size: int) -> str:
+def sigset_text(mem: Memory, addr: int, size: int, xlat: str = "abbrev") -> str:
     if addr == 0:
         return "NULL"
     n = min(size, 8)
     raw = mem.read(addr, n) if n > 0 else None
     if raw is None:
         return ptr(addr)
-    return sigset_bits(int.from_bytes(raw, "little"), n * 8)
+    return sigset_bits(int.from_bytes(raw, "little"), n * 8, xlat)
 
 
 def sigaction_text(mem: Memory, addr: int, xlat: str) -> str:
@@ -120,7 +134,7 @@ def sigaction_text(mem: Memory, addr: int, xlat: str) -> str:
         return ptr(addr)
     handler, flags, restorer, mask = struct.unpack("<QQQQ", raw)
     h = {0: "SIG_DFL", 1: "SIG_IGN"}.get(handler, f"{handler:#x}")
-    parts = [f"sa_handler={h}", f"sa_mask={sigset_bits(mask)}", f"sa_flags={X.SA_FLAGS.format(flags, xlat)}"]
+    parts = [f"sa_handler={h}", f"sa_mask={sigset_bits(mask, 64, xlat)}", f"sa_flags={X.SA_FLAGS.format(flags, xlat)}"]
     if flags & 0x04000000:
         parts.append(f"sa_restorer={restorer:#x}")
     return "{" + ", ".join(parts) + "}"
@@ -134,9 +148,12 @@ def sockaddr_text(mem: Memory, addr: int, length: int, opts: FormatOptions) -> s
         return ptr(addr)
     fam = int.from_bytes(raw[:2], "little")
     fam_text = f"sa_family={X.ADDRESS_FAMILIES.format(fam, opts.xlat)}"
+    if opts.xlat == "raw" and fam in (2, 10):
+        return f"{{{fam_text}, sin_port={quote(raw[2:4], 2)}, sin_addr={quote(raw[4:8], 2)}}}" if fam == 2 else \
+            f"{{{fam_text}, sa_data={quote(raw[2:], 2)}}}"
     if fam == 2 and len(raw) >= 8:
         port = int.from_bytes(raw[2:4], "big")
-        return f'{{{fam_text}, sin_port=htons({port}), sin_addr=inet_addr("{socket.inet_ntoa(raw[4:8])}")}}'
+        return f'{{{fam_text}, sin_port=htons({port}), sin_addr=inet_addr({quote(socket.inet_ntoa(raw[4:8]).encode(), opts.hex_strings)})}}'
     if fam == 10 and len(raw) >= 24:
         port = int.from_bytes(raw[2:4], "big")
         flow = int.from_bytes(raw[4:8], "big")

@@ -160,7 +160,12 @@ class StraceDecoder:
         override = OVERRIDES.get(info.name)
         fmts = override(self) if override else [self._by_type(i, p.name, p.ctype) for i, p in
                                                  enumerate(info.params)]
-        if info.name in _HEX_RETURNS:
+        custom_ret = None
+        if isinstance(fmts, tuple):  # an override that also formats the return value
+            fmts, custom_ret = fmts
+        if custom_ret is not None:
+            ret = custom_ret
+        elif info.name in _HEX_RETURNS:
             ret = _ret_hex
         elif info.name in _FD_RETURNS and self.opts.decode_fds:
             ret = self._ret_fd
@@ -217,9 +222,18 @@ class StraceDecoder:
         plain = self.fd(i)
         raw = self.opts.xlat == "raw"
 
+        fds, detail = self.fds, self.opts.decode_fds
+
         def fmt(c: Call, m: Memory) -> str:
             if s32(c.args[i]) == X.AT_FDCWD:
-                return "-100" if raw else "AT_FDCWD"
+                text = "-100" if raw else "AT_FDCWD"
+                if fds is not None and detail:
+                    try:
+                        import os
+                        text += f"<{os.readlink(f'/proc/{c.pid}/cwd')}>"
+                    except OSError:
+                        pass
+                return text
             return plain(c, m)  # type: ignore[return-value]
         return fmt
 

@@ -41,9 +41,9 @@ class Enum:
 
     def format(self, v: int, xlat: str = "abbrev") -> str:
         name = self.names.get(v)
-        raw = f"{v:#x}" if self.hex_unknown else str(v)
         if xlat == "raw":
-            return raw
+            return f"{v:#x}" if v else "0"
+        raw = f"{v:#x}" if self.hex_unknown else str(v)
         if name is None:
             return f"{raw} /* {self.unknown} */"
         if xlat == "verbose":

@@ -104,7 +104,7 @@ EPOLL_EVENTS = flags([(1, "EPOLLIN"), (2, "EPOLLPRI"), (4, "EPOLLOUT"), (8, "EPO
                       (1 << 30, "EPOLLONESHOT"), (1 << 31, "EPOLLET")])
 EPOLL_CTL = enum([(1, "EPOLL_CTL_ADD"), (2, "EPOLL_CTL_DEL"), (3, "EPOLL_CTL_MOD")], "EPOLL_CTL_???")
 EPOLL_CREATE_FLAGS = flags([(0o2000000, "EPOLL_CLOEXEC")])
-PIPE_FLAGS = flags([(0o2000000, "O_CLOEXEC"), (0o40000, "O_DIRECT"), (0o4000, "O_NONBLOCK")])
+PIPE_FLAGS = flags([(0o4000, "O_NONBLOCK"), (0o40000, "O_DIRECT"), (0o2000000, "O_CLOEXEC")])
 
 ADDRESS_FAMILIES = enum([(0, "AF_UNSPEC"), (1, "AF_UNIX"), (2, "AF_INET"), (10, "AF_INET6"),
                          (16, "AF_NETLINK"), (17, "AF_PACKET"), (38, "AF_ALG"), (40, "AF_VSOCK"),
