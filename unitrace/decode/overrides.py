@@ -484,6 +484,19 @@ def dup2(d):  # type: ignore[no-untyped-def]
     return [(d.fd(0), ENTRY), (d.fd(1), ENTRY)]
 
 
+def ioctl(d):  # type: ignore[no-untyped-def]
+    """Request names for common requests; the argument as a pointer (struct decoding not done yet)."""
+    x = d.opts.xlat
+
+    def cmd(c: Call, m) -> str:  # type: ignore[no-untyped-def]
+        v = c.args[1] & 0xFFFFFFFF
+        name = X.IOCTL_CMDS.names.get(v)
+        if name is None or x == "raw":
+            return f"{v:#x}"
+        return f"{v:#x} /* {name} */" if x == "verbose" else name
+    return [(d.fd(0), ENTRY), (cmd, ENTRY), (_hex(2), ENTRY)]
+
+
 def exit_group(d):  # type: ignore[no-untyped-def]
     return [((lambda c, m: str(s32(c.args[0]))), ENTRY)]
 
@@ -500,5 +513,5 @@ OVERRIDES = {
     "getdents64": getdents64, "socket": socket, "connect": connect, "bind": connect, "sendto": sendto,
     "recvfrom": recvfrom, "mkdir": mkdir, "mkdirat": mkdirat, "unlinkat": unlinkat,
     "clock_gettime": clock_gettime, "clock_getres": clock_gettime, "clock_nanosleep": clock_nanosleep,
-    "prctl": prctl, "epoll_ctl": epoll_ctl, "dup2": dup2, "exit_group": exit_group, "exit": exit_group,
+    "prctl": prctl, "epoll_ctl": epoll_ctl, "dup2": dup2, "exit_group": exit_group, "ioctl": ioctl, "exit": exit_group,
 }

@@ -143,3 +143,9 @@ S_IFMT = enum([(0o140000, "S_IFSOCK"), (0o120000, "S_IFLNK"), (0o100000, "S_IFRE
                (0o40000, "S_IFDIR"), (0o20000, "S_IFCHR"), (0o10000, "S_IFIFO")], "S_IF???")
 DIRENT_TYPES = enum([(0, "DT_UNKNOWN"), (1, "DT_FIFO"), (2, "DT_CHR"), (4, "DT_DIR"), (6, "DT_BLK"),
                      (8, "DT_REG"), (10, "DT_LNK"), (12, "DT_SOCK")], "DT_???")
+
+# <asm-generic/ioctls.h>: the terminal and file requests programs issue most
+IOCTL_CMDS = enum([(0x5401, "TCGETS"), (0x5402, "TCSETS"), (0x5403, "TCSETSW"), (0x5404, "TCSETSF"),
+                   (0x540B, "TCFLSH"), (0x540F, "TIOCGPGRP"), (0x5410, "TIOCSPGRP"), (0x5413, "TIOCGWINSZ"),
+                   (0x5414, "TIOCSWINSZ"), (0x541B, "FIONREAD"), (0x5421, "FIONBIO"), (0x5450, "FIONCLEX"),
+                   (0x5451, "FIOCLEX"), (0x5452, "FIOASYNC")], "???")
