@@ -25,6 +25,7 @@ class ProbesScreen(Screen):
     def __init__(self, source: EventSource) -> None:
         super().__init__()
         self.source = source
+        self._shown: list[object] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Probes (a: add, space: enable/disable, x: remove)", id="probes-title")
@@ -41,10 +42,14 @@ class ProbesScreen(Screen):
         table.focus()
 
     def refresh_data(self) -> None:
+        probes = self.source.probes()
+        if probes == self._shown:
+            return  # redraw only on change: clearing the table would reset hover and scroll
+        self._shown = list(probes)
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
-        for info in self.source.probes():
+        for info in probes:
             state = Text("on", "bold green") if info.enabled else Text("off", "dim")
             table.add_row(str(info.id), state, info.text, info.backend, info.why, key=str(info.id))
         if table.row_count:
