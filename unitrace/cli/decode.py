@@ -31,13 +31,13 @@ def register(p: argparse.ArgumentParser) -> None:
 def _read_input(name: str) -> str:
     if name == "-":
         return sys.stdin.buffer.read().decode("utf-8", "replace")
+    if os.path.isdir(name):
+        raise UnitraceError(f"cannot read {name}: it is a directory")
     try:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise UnitraceError(f"cannot read {name}: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as f:
-        if os.path.isdir(name):
-            raise UnitraceError(f"cannot read {name}: it is a directory")
         return f.read().decode("utf-8", "replace")
 
 
@@ -50,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if args.follow:
         import json
 
-        print("unitrace: following /dev/kmsg; new kernel reports will be decoded here (^C to stop)",
-              file=sys.stderr, flush=True)
-        for report in iter_follow(kallsyms=table):
+        def opened() -> None:
+            print("unitrace: following /dev/kmsg; new kernel reports will be decoded here (^C to stop)",
+                  file=sys.stderr, flush=True)
+
+        for report in iter_follow(kallsyms=table, on_open=opened):
             if args.json:
                 print(json.dumps(report_to_json(report, with_lines=args.lines)), flush=True)
             else:

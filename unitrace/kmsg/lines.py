@@ -30,7 +30,7 @@ _WRAP_MIN_WIDTH = 60
 _WRAP_COLUMN = 71  # a word that would have reached column 72 was moved to the next line
 
 
-def _strip_transport(raw: str) -> tuple[str, float | None, str]:
+def strip_transport(raw: str) -> tuple[str, float | None, str]:
     text = raw.replace("\r", "")
     text = _QUOTE.sub("", text, count=1)
     ts: float | None = None
@@ -74,11 +74,11 @@ def normalise(text: str) -> list[LogLine]:
     pending = ""  # a quoted-printable soft-broken head waiting for its tail
     pending_meta: tuple[int, float | None, str] | None = None
     # does this log stamp its lines? (then a stamp-less line after a long one is a wrapped tail)
-    stamped_doc = sum(1 for r in raw_lines if _strip_transport(r)[1] is not None) * 2 >= \
+    stamped_doc = sum(1 for r in raw_lines if strip_transport(r)[1] is not None) * 2 >= \
         sum(1 for r in raw_lines if r.strip())
     seen: set[tuple[float, str, str]] = set()
     for lineno, raw in enumerate(raw_lines, 1):
-        msg, ts, caller = _strip_transport(raw)
+        msg, ts, caller = strip_transport(raw)
         if qp:
             soft = msg.endswith("=")
             if pending:

@@ -21,6 +21,7 @@ from unitrace.errors import UnitraceError
 from unitrace.kmsg.blocks import classify
 from unitrace.kmsg.decode import decode_lines
 from unitrace.kmsg.kallsyms import Kallsyms
+from unitrace.kmsg.lines import strip_transport
 from unitrace.kmsg.model import LogLine, Report
 
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
@@ -28,6 +29,7 @@ _CALLER = re.compile(r"^caller=([TC]\d+)")
 TAIL_AFTER_END = 8  # lines after `---[ end trace` that may still belong to the report (old ftrace_bug)
 PAUSE_USEC = 1_000_000  # a gap this long between records ends whatever report was being printed
 MAX_IDLE_LINES = 200
+QUIET_FORCE_SECONDS = 3.0
 
 
 @dataclass(slots=True)
@@ -85,8 +87,10 @@ class StreamDecoder:
             out += self.flush()
         self.last_ts = rec.ts_usec
         for part in rec.message.split("\n"):
-            text = part.strip()
-            self.lines.append(LogLine(text, len(self.lines) + 1, rec.ts_usec / 1e6, rec.caller))
+            # a console capture (a QEMU guest's serial log) may still carry `<4>` or a timestamp
+            text, _, caller = strip_transport(part)
+            text = text.strip()
+            self.lines.append(LogLine(text, len(self.lines) + 1, rec.ts_usec / 1e6, rec.caller or caller))
             kind = classify(text)
             if kind == "end":
                 self.since_end = 0
@@ -112,8 +116,19 @@ class StreamDecoder:
         self._renumber()
         return reports
 
-    def flush(self) -> list[Report]:
-        reports = decode_lines(self.lines, kallsyms=self.kallsyms, local=self.local) if self.open_report else []
+    def flush(self, *, force: bool = True) -> list[Report]:
+        """Decode what is buffered. Without force, a report still missing its end stays buffered."""
+        if not self.open_report:
+            return []
+        reports = decode_lines(self.lines, kallsyms=self.kallsyms, local=self.local)
+        if not force:
+            pending = next((r for r in reports if r.truncated), None)
+            if pending is not None:
+                keep = pending.first_line - 1
+                done = [r for r in reports if r.last_line <= keep]
+                self.lines = self.lines[keep:]
+                self._renumber()
+                return done
         self.lines = self.lines[-20:] if not reports else []
         self._renumber()
         self.since_end = None
@@ -150,17 +165,30 @@ def open_kmsg(path: str = "/dev/kmsg", *, from_start: bool = False) -> int:
 
 def iter_follow(*, path: str = "/dev/kmsg", kallsyms: str | Kallsyms | None = None,
                 stop: threading.Event | None = None, idle: float = 0.5, from_start: bool = False,
-                on_lost: Callable[[int], None] | None = None) -> Iterator[Report]:
-    """Reports from the live kernel log until `stop` is set; waits at most `idle` seconds per step."""
+                on_lost: Callable[[int], None] | None = None,
+                ready: threading.Event | None = None,
+                on_open: Callable[[], None] | None = None) -> Iterator[Report]:
+    """Reports from the live kernel log until `stop` is set; waits at most `idle` seconds per step.
+    `ready` is set (and `on_open` called) once the log is open and positioned: records written after
+    that are seen."""
     fd = open_kmsg(path, from_start=from_start)
+    if ready is not None:
+        ready.set()
+    if on_open is not None:
+        on_open()
     dec = StreamDecoder(kallsyms=kallsyms, local=True)
     poller = select.poll()
     poller.register(fd, select.POLLIN)
+    quiet = 0
     try:
         while stop is None or not stop.is_set():
             if not poller.poll(int(idle * 1000)):
-                yield from dec.flush()  # the log went quiet: whatever was printed is all there is
+                # the log went quiet: finished reports go out now; one still missing its end waits a
+                # while longer (a busy machine can pause a printing task) before it is shown cut short
+                quiet += 1
+                yield from dec.flush(force=quiet * idle >= QUIET_FORCE_SECONDS)
                 continue
+            quiet = 0
             while True:
                 try:
                     raw = os.read(fd, 16384)
