@@ -28,7 +28,9 @@ def _inject(lines: list[str]) -> None:
     a burst of 10 records per 5 s), so the whole report goes in one multi-line record."""
     fd = os.open("/dev/kmsg", os.O_WRONLY | os.O_CLOEXEC)
     try:
-        os.write(fd, "\n".join(lines).encode())
+        # the trailing newline finalises the record; without it printk keeps it open for a continuation
+        # and readers see it only when the next message arrives
+        os.write(fd, ("\n".join(lines) + "\n").encode())
     finally:
         os.close(fd)
 
