@@ -34,6 +34,8 @@ _FLAG_ARG = {
     "fanotify_init": 0, "perf_event_open": 4, "open_by_handle_at": 2, "fsopen": 1, "fsmount": 1,
     "open_tree": 2, "pidfd_getfd": 2, "memfd_secret": 0, "io_uring_setup": -1, "bpf": -1,
 }
+# every call the tables follow, for a backend told to stop only at some syscalls
+TRACKED_SYSCALLS = frozenset({*_FLAG_ARG, "close", "close_range", "fcntl", "execve", "execveat"})
 _PATH_ARG = {"open": 0, "openat": 1, "openat2": 1, "creat": 0, "memfd_create": 0, "open_tree": 1}
 
 

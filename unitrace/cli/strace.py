@@ -630,7 +630,13 @@ def run_strace(cfg: StraceConfig) -> int:
     table = get_table()
     names = resolve_trace_set(cfg.trace_exprs, table.by_name, table.classes)
     signals = resolve_signal_set(cfg.signal_exprs, dict(SIGNAL_BY_NAME))
-    wanted = sorted(names) if names is not None else sorted(table.by_name)
+    stop_at = names
+    if names is not None and cfg.fd_leaks:
+        # the descriptor tables need every call that creates, copies or closes one, whatever is printed
+        from unitrace.fdleaks import TRACKED_SYSCALLS
+
+        stop_at = names | {n for n in TRACKED_SYSCALLS if n in table.by_name}
+    wanted = sorted(stop_at) if stop_at is not None else sorted(table.by_name)
     patterns = tuple(cfg.trace_exprs) or ("all",)
     probes = (Probe(points=(ProbePoint("syscall", SyscallTarget(patterns, tuple(wanted))),)),)
     _check_backend(cfg, probes)
@@ -640,13 +646,14 @@ def run_strace(cfg: StraceConfig) -> int:
         for name, info in table.by_name.items()
     }
     filtering = names is not None or bool(cfg.paths)
+    leak_sink = None
     options: dict[str, object] = {
         "follow_forks": cfg.follow > 0,
         "format_options": _format_options(cfg),
         # a filter only pays when some syscalls are left out; -P must see every call that takes an fd
         "seccomp": (cfg.seccomp if cfg.seccomp is not None else names is not None) and not cfg.paths,
         "kill_on_exit": cfg.kill_on_exit,
-        "syscalls": frozenset(wanted) if names is not None else None,
+        "syscalls": frozenset(wanted) if stop_at is not None else None,
     }
     target = TraceTarget(command=tuple(cfg.command), pids=tuple(cfg.pids), follow_forks=cfg.follow > 0)
     backend = load_backend("ptrace")
@@ -679,7 +686,7 @@ def run_strace(cfg: StraceConfig) -> int:
         if cfg.fd_leaks:
             from unitrace.fdleaks import FdLeakSink
 
-            sinks.append(FdLeakSink(sys.stderr))
+            leak_sink = FdLeakSink(sys.stderr)
         # With a seccomp filter the backend stops only at the traced calls; the filter still drops what a
         # backend reports beyond them (every call, when it runs without one).
         event_filter = EventFilter(names, signals, cfg.paths, fd_params)
@@ -687,6 +694,8 @@ def run_strace(cfg: StraceConfig) -> int:
 
         def emit(batch: list) -> None:
             watcher(batch)
+            if leak_sink is not None:
+                leak_sink.feed(batch)  # before filtering: it needs the calls the user did not ask to see
             kept = event_filter(batch) if (filtering or signals is not None) else batch
             if kept:
                 for sink in sinks:
@@ -722,6 +731,8 @@ def run_strace(cfg: StraceConfig) -> int:
         for sink in sinks:
             if sink is not text_sink:
                 sink.close(stats)
+        if leak_sink is not None:
+            leak_sink.close(stats)
         if text_sink is not None:
             text_sink.close(stats)
 
