@@ -39,7 +39,7 @@ def _missing() -> str | None:
 @pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 def test_guest_stage() -> None:
     guest_tests = sorted(str(p.relative_to(PROJECT)) for p in HERE.glob("test_*.py")
-                         if "guest_only" in p.read_text())
+                         if "guest_only" in p.read_text() and p.name != Path(__file__).name)
     assert guest_tests, "no test module uses guest_only"
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "guest", "-p", "no:cacheprovider", *guest_tests]
     start = time.monotonic()
@@ -49,3 +49,31 @@ def test_guest_stage() -> None:
     print(f"guest stage: {took:.1f}s\n{proc.stdout}\n{proc.stderr}")
     assert proc.returncode == 0, f"guest tests failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     assert " passed" in proc.stdout and " skipped" not in proc.stdout, proc.stdout
+
+
+def _build_module(out: Path) -> Path:
+    """The ftrace_bug test module, built on the host against the guest kernel's headers (kbuild)."""
+    kver = max(Path("/boot").glob("vmlinuz-*-amd64")).name.removeprefix("vmlinuz-")
+    build = Path(f"/lib/modules/{kver}/build")
+    if not build.exists():
+        pytest.fail(f"no kernel headers for the guest kernel at {build} (scripts/setup.sh installs them)")
+    src = HERE / "guest" / "ftrace_bug_module"
+    out.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        (out / f.name).write_bytes(f.read_bytes())
+    subprocess.run(["make", "-s", "-C", str(build), f"M={out}", "modules"], check=True, capture_output=True)
+    return out / "ut_ftrace_bug.ko"
+
+
+@pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+def test_guest_ftrace_bug_stage() -> None:
+    """A boot of its own: after ftrace_bug() the guest's ftrace stays disabled until reboot."""
+    module = _build_module(PROJECT / "tests" / "_build" / "ftrace_bug_module")
+    cmd = ["env", f"UNITRACE_FTRACE_BUG_KO={module}", sys.executable, "-m", "pytest", "-q", "-m",
+           "guest_ftrace_bug", "-p", "no:cacheprovider", "tests/test_guest_ftrace_bug.py"]
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, str(HERE / "guest" / "guest.py"), "--timeout", "600", "--", *cmd],
+                          capture_output=True, text=True, cwd=PROJECT)
+    print(f"guest ftrace_bug stage: {time.monotonic() - start:.1f}s\n{proc.stdout}\n{proc.stderr}")
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    assert "1 passed" in proc.stdout, proc.stdout
