@@ -29,7 +29,11 @@ def _keys_then(*keys: str):
     async def run_before(pilot) -> None:
         await settle(pilot, pilot.app)
         await pilot.press(*keys)
-        await pilot.pause(0.2)
+        for _ in range(50):  # a pushed screen focuses its widget on mount; styles follow focus
+            if pilot.app.screen.focused is not None:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause(0.3)
 
     return run_before
 
@@ -66,7 +70,7 @@ def test_kernel_screen(snap_compare):
 
 
 def test_probes_screen(snap_compare):
-    assert snap_compare(_app(), terminal_size=SIZE, run_before=_keys_then("p"))
+    assert snap_compare(_app(), terminal_size=SIZE, run_before=_keys_then("p", "a", *"syscall:nanosleep"))
 
 
 def test_help_screen(snap_compare):
