@@ -94,3 +94,69 @@ def test_exit_status_is_mirrored(tracer: str, bindir: Path, tmp_path: Path) -> N
     proc, text = run_tracer(TRACERS[tracer], ["-e", "trace=exit_group"], [str(exe)], tmp_path / "t")
     assert proc.returncode == 3
     assert normalise(text)[-2:] == ["exit_group(3) = ?", "+++ exited with 3 +++"]
+
+
+def summary_rows(text: str) -> dict[str, tuple[str, str]]:
+    """syscall -> (calls, errors) from a -c table."""
+    rows: dict[str, tuple[str, str]] = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) >= 5 and cells[0].replace(".", "").isdigit() and cells[-1] != "total":
+            errors = cells[4] if len(cells) == 6 else ""
+            rows[cells[-1]] = (cells[3], errors)
+    return rows
+
+
+def test_summary_counts_equal_strace(bindir: Path, tmp_path: Path) -> None:
+    exe = build("basic", bindir)
+    tables = {}
+    for who, tracer in TRACERS.items():
+        proc, text = run_tracer(tracer, ["-c", "-f"], [str(exe)], tmp_path / f"c.{who}")
+        assert proc.returncode == 3
+        assert text.startswith("% time     seconds  usecs/call     calls    errors syscall\n")
+        tables[who] = summary_rows(text)
+    assert tables["unitrace"] == tables["strace"]
+    assert tables["unitrace"]["close"] == ("4", "1")  # two by the loader, two by the program, one EBADF
+
+
+def test_ff_writes_one_file_per_process(bindir: Path, tmp_path: Path) -> None:
+    exe = build("forkwait", bindir)
+    proc, _ = run_tracer(UNITRACE, ["-ff", "-e", "trace=wait4,exit_group"], [str(exe)], tmp_path / "t")
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(tmp_path.glob("t.*"))
+    assert len(files) == 2
+    expected = proc.stdout.splitlines()
+    parent, child = expected[2].split()[0], expected[0].split()[0]
+    child_text = normalise((tmp_path / f"t.{child}").read_text())
+    assert child_text == ["exit_group(7) = ?", "+++ exited with 7 +++"]
+    parent_text = normalise((tmp_path / f"t.{parent}").read_text())
+    assert parent_text[0] == f"wait4({child}, [{{WIFEXITED(s) && WEXITSTATUS(s) == 7}}], 0, NULL) = {child}"
+
+
+def test_attach_to_a_running_process_and_detach_on_sigint(bindir: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    victim = subprocess.Popen(["sh", "-c", "while :; do sleep 0.05; done"])
+    try:
+        out = tmp_path / "t"
+        tracer = subprocess.Popen([*UNITRACE, "-p", str(victim.pid), "-o", str(out)], stderr=subprocess.PIPE,
+                                  text=True)
+        # wait until the trace shows the shell's loop (a wait4 for each sleep), then interrupt
+        for _ in range(200):
+            if out.exists() and "wait4(" in out.read_text():
+                break
+            time.sleep(0.05)
+        tracer.send_signal(signal.SIGINT)
+        _, err = tracer.communicate(timeout=30)
+        assert f"strace: Process {victim.pid} attached" in err
+        assert f"strace: Process {victim.pid} detached" in err
+        assert tracer.returncode == 128 + signal.SIGINT
+        assert victim.poll() is None  # still running, and no longer traced
+        with open(f"/proc/{victim.pid}/status") as f:
+            assert "TracerPid:\t0" in f.read()
+    finally:
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
