@@ -618,7 +618,7 @@ def _prints_at_exit_oracle(table: object) -> Callable[[str], bool]:
 def run_strace(cfg: StraceConfig) -> int:
     import signal as signal_mod
 
-    from unitrace.backends import load_backend
+    from unitrace.backends import BackendMissing, load_backend
     from unitrace.backends.base import TraceTarget
     from unitrace.decode.signals import SIGNAL_BY_NAME
     from unitrace.decode.table import get_table
@@ -656,7 +656,12 @@ def run_strace(cfg: StraceConfig) -> int:
         "syscalls": frozenset(wanted) if stop_at is not None else None,
     }
     target = TraceTarget(command=tuple(cfg.command), pids=tuple(cfg.pids), follow_forks=cfg.follow > 0)
-    backend = load_backend("ptrace")
+    try:
+        backend = load_backend("ptrace")
+    except BackendMissing as exc:
+        from unitrace.errors import PlanError
+
+        raise PlanError(str(exc), hint="unitrace doctor shows what this build and machine can trace") from exc
     compiled = backend.compile(probes, options)
 
     sinks: list = []
