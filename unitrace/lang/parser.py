@@ -1,0 +1,409 @@
+"""The parse pass: text -> ProbeProgram, by recursive descent. Raises only ProbeError.
+
+    program    := { statement (newline | ";") }
+    statement  := "description" STRING | "requires" IDENT {"," IDENT} | "backend" IDENT
+                | "assert" expr | probe
+    probe      := points [ "/" expr "/" ] [ "{" [ action { ";" action } [";"] ] "}" ]
+    points     := POINT { "," POINT }           (a point has no spaces; a comma list continues its kind)
+    action     := "print" [ "(" [ args ] ")" ] | "stack" | "ustack" | "kstack"
+                | "@" [IDENT] [ "[" args "]" ] "=" aggregate
+                | aggregate [ "by" ( key | "(" key { "," key } ")" ) ]
+    aggregate  := ("count"|"sum"|"min"|"max"|"avg"|"hist"|"lhist") "(" [ args ] ")"
+    expr       := C-like precedence: || && | ^ & (== !=) (< <= > >=) (<< >>) (+ -) (* / %) unary postfix
+                  postfix "by" KEY is allowed in assertions: count(syscall:openat) by comm["cc1"]
+"""
+
+from __future__ import annotations
+
+from unitrace.errors import ProbeError, Span
+from unitrace.lang.lexer import Lexer, Token
+from unitrace.model.expr import Binary, Call, Duration, Expr, Index, Int, Name, PointRef, Str, Unary
+from unitrace.model.kinds import kind_by_name
+from unitrace.model.probe import (
+    AGGREGATIONS,
+    Action,
+    AggregateAction,
+    Assertion,
+    PrintAction,
+    Probe,
+    ProbePoint,
+    ProbeProgram,
+    Site,
+    StackAction,
+)
+
+# (operators, associativity is left) from loosest to tightest
+PRECEDENCE: tuple[tuple[str, ...], ...] = (
+    ("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", "<=", ">", ">="), ("<<", ">>"), ("+", "-"),
+    ("*", "/", "%"),
+)
+META_KEYWORDS = ("description", "requires", "backend")
+MAX_DEPTH = 200
+
+
+class Parser:
+    def __init__(self, text: str, source: str) -> None:
+        self.lex = Lexer(text, source)
+        self.text = text
+        self.source = source
+        self.depth = 0
+        # Inside /predicate/ a bare `/` ends the predicate; division needs parentheses there.
+        self.slash_ends = False
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def error(self, msg: str, tok: Token, hint: str | None = None) -> ProbeError:
+        return ProbeError(msg, tok.span, self.text, hint=hint)
+
+    def expect(self, text: str, newlines: bool = False) -> Token:
+        tok = self.lex.next(newlines)
+        if tok.text != text or tok.kind not in ("punct", "ident"):
+            what = "end of input" if tok.kind == "eof" else repr(tok.text)
+            raise self.error(f"expected {text!r}, found {what}", tok)
+        return tok
+
+    def accept(self, text: str, newlines: bool = False) -> Token | None:
+        tok = self.lex.peek(newlines)
+        if tok.kind in ("punct", "ident") and tok.text == text:
+            return self.lex.next(newlines)
+        return None
+
+    # ---- program --------------------------------------------------------------------------------
+    def program(self) -> ProbeProgram:
+        probes: list[Probe] = []
+        asserts: list[Assertion] = []
+        meta: list[tuple[str, str]] = []
+        while True:
+            tok = self.lex.peek(newlines=True)
+            if tok.kind == "eof":
+                break
+            if tok.kind == "newline" or tok.text == ";":
+                self.lex.next(newlines=True)
+                continue
+            if tok.kind == "ident" and tok.text in META_KEYWORDS and not self.lex.looking_at_kind():
+                meta.append(self.meta())
+            elif tok.kind == "ident" and tok.text == "assert" and not self.lex.looking_at_kind():
+                asserts.append(self.assertion())
+            elif self.lex.looking_at_kind():
+                probes.append(self.probe(len(probes)))
+            else:
+                raise self.error(f"expected a probe (kind:target), an assert or metadata, found {tok.text!r}",
+                                 tok, hint="e.g. syscall:openat { print }")
+            end = self.lex.peek(newlines=True)
+            if end.kind not in ("newline", "eof") and end.text != ";":
+                raise self.error(f"unexpected {end.text!r} after the statement", end)
+        if not probes and not asserts and not meta:
+            raise ProbeError("no probes given", self.lex.span_at(0), self.text,
+                             hint="e.g. syscall:openat  (see `unitrace list kinds`)")
+        return ProbeProgram(tuple(probes), tuple(asserts), tuple(meta), self.source, self.text)
+
+    def meta(self) -> tuple[str, str]:
+        key = self.lex.next()
+        if key.text == "description":
+            tok = self.lex.next()
+            if tok.kind != "string":
+                raise self.error("description takes a string", tok)
+            return key.text, str(tok.value)
+        words = [self._ident("a name").text]
+        while key.text == "requires" and self.accept(","):
+            words.append(self._ident("a capability").text)
+        return key.text, ",".join(words)
+
+    def _ident(self, what: str) -> Token:
+        tok = self.lex.next()
+        if tok.kind != "ident":
+            raise self.error(f"expected {what}, found {tok.text!r}", tok)
+        return tok
+
+    def assertion(self) -> Assertion:
+        start = self.lex.next()
+        expr = self.expr()
+        begin = self._offset(start.span)
+        end = self.text.find("\n", begin)
+        line = self.text[begin: end if end >= 0 else len(self.text)]
+        return Assertion(expr, line.split("#", 1)[0].strip(), start.span)
+
+    def _offset(self, span: Span) -> int:
+        lines = self.text.split("\n")
+        return sum(len(ln) + 1 for ln in lines[: span.line - 1]) + span.col - 1
+
+    # ---- probes ---------------------------------------------------------------------------------
+    def probe(self, index: int) -> Probe:
+        points: list[ProbePoint] = []
+        first: Token | None = None
+        while True:
+            tok = self.lex.point_spec()
+            if not tok.text:
+                raise self.error("expected a probe point", self.lex.peek())
+            first = first or tok
+            points.extend(self.points(tok))
+            # `syscall:openat, syscall:read` (a comma before whitespace continues the list)
+            if tok.text.endswith(","):
+                continue
+            nxt = self.lex.peek()
+            if nxt.text == "," and nxt.kind == "punct":
+                self.lex.next()
+                continue
+            break
+        predicate = None
+        if self.lex.at_space() or self.lex.pos >= len(self.text) or self.text[self.lex.pos] in "{;":
+            tok = self.lex.peek()
+            if tok.text == "/":
+                self.lex.next()
+                self.slash_ends = True
+                try:
+                    predicate = self.expr()
+                finally:
+                    self.slash_ends = False
+                self.expect("/")
+        elif self.text[self.lex.pos] not in "{":
+            raise self.error("put a space between the probe point and its predicate", self.lex.peek())
+        actions: tuple[Action, ...] = (PrintAction(span=first.span),)
+        if self.lex.peek().text == "{":
+            actions = self.block()
+        return Probe(tuple(points), predicate, actions, first.span, index)
+
+    def points(self, tok: Token) -> list[ProbePoint]:
+        text = tok.text.rstrip(",")
+        base = self._offset(tok.span)
+        out: list[ProbePoint] = []
+        kind_name, sep, rest = text.partition(":")
+        spec = kind_by_name(kind_name)
+        if not sep or spec is None:
+            from difflib import get_close_matches
+
+            from unitrace.model.kinds import all_kind_names
+
+            close = get_close_matches(kind_name, all_kind_names(), n=1)
+            raise ProbeError(f"unknown probe kind {kind_name!r}", self.lex.span_at(base, len(kind_name)),
+                             self.text, hint=f"did you mean {close[0]}?" if close else
+                             "kinds: syscall, kernel, tracepoint, user, watch")
+        site = Site.RETURN if kind_name in spec.return_aliases else Site.ENTRY
+        segments = self._segments(rest, spec.name)
+        offset = base + len(kind_name) + 1
+        for seg_text, seg_off, seg_len in segments:
+            seg_site = site
+            target_text = seg_text
+            for suffix, s in (("%return", Site.RETURN), ("%entry", Site.ENTRY)):
+                if target_text.endswith(suffix):
+                    target_text = target_text[: -len(suffix)]
+                    seg_site = s
+            span = self.lex.span_at(offset + seg_off, max(1, seg_len))
+            if not target_text:
+                raise ProbeError(f"{spec.name} probe without a target", span, self.text,
+                                 hint=f"e.g. {spec.example}")
+            if seg_site not in spec.sites:
+                raise ProbeError(f"{spec.name} probes have no {seg_site.value} site", span, self.text)
+            target = spec.parse_target(target_text, span, self.text)
+            out.append(ProbePoint(spec.name, target, seg_site, span))
+        return out
+
+    def _segments(self, rest: str, kind: str) -> list[tuple[str, int, int]]:
+        """Split a comma list into (target text, offset in `rest`, length). A syscall list is one point (one
+        seccomp set); other kinds repeat the prefix: user:libc:malloc,free is user:libc:malloc and
+        user:libc:free."""
+        if kind == "syscall" or "," not in rest:
+            return [(rest, 0, len(rest))]
+        parts = rest.split(",")
+        head = parts[0]
+        prefix = head[: head.rfind(":") + 1] if ":" in head else ""
+        segs = [(head, 0, len(head))]
+        off = len(head) + 1
+        for p in parts[1:]:
+            segs.append((p if ":" in p else prefix + p, off, len(p)))
+            off += len(p) + 1
+        return segs
+
+    def block(self) -> tuple[Action, ...]:
+        self.expect("{")
+        actions: list[Action] = []
+        while True:
+            tok = self.lex.peek()
+            if tok.text == "}":
+                self.lex.next()
+                break
+            if tok.text == ";":
+                self.lex.next()
+                continue
+            if tok.kind == "eof":
+                raise self.error("missing '}' at the end of the actions", tok)
+            actions.append(self.action())
+            nxt = self.lex.peek()
+            if nxt.kind == "eof":
+                raise self.error("missing '}' at the end of the actions", nxt)
+            if nxt.text not in (";", "}"):
+                raise self.error(f"expected ';' or '}}' after an action, found {nxt.text!r}", nxt)
+        return tuple(actions) or (PrintAction(),)
+
+    def action(self) -> Action:
+        tok = self.lex.peek()
+        if tok.kind == "ident" and tok.text == "print":
+            self.lex.next()
+            args: tuple[Expr, ...] = ()
+            if self.accept("("):
+                args = self.args(")")
+            return PrintAction(args, tok.span)
+        if tok.kind == "ident" and tok.text in ("stack", "ustack", "kstack"):
+            self.lex.next()
+            which = {"stack": "user", "ustack": "user", "kstack": "kernel"}[tok.text]
+            if self.accept("("):
+                self.expect(")")
+            return StackAction(which, tok.span)
+        if tok.text == "@":
+            self.lex.next()
+            name = ""
+            if self.lex.peek().kind == "ident" and not self.text[self.lex.pos:self.lex.pos + 1].isspace():
+                name = self.lex.next().text
+            keys: tuple[Expr, ...] = ()
+            if self.accept("["):
+                keys = self.args("]")
+            self.expect("=")
+            agg = self.aggregate()
+            return AggregateAction(agg.func, agg.value, keys, name, agg.params, tok.span)
+        if tok.kind == "ident" and tok.text in AGGREGATIONS:
+            agg = self.aggregate()
+            keys = ()
+            if self.accept("by"):
+                keys = self.args(")") if self.accept("(") else (self.unary(),)
+            return AggregateAction(agg.func, agg.value, keys, "", agg.params, tok.span)
+        raise self.error(f"unknown action {tok.text!r}", tok,
+                         hint="actions: print, stack, kstack, count, sum, min, max, avg, hist, lhist, @name = ...")
+
+    def aggregate(self) -> AggregateAction:
+        tok = self._ident("an aggregation")
+        if tok.text not in AGGREGATIONS:
+            raise self.error(f"unknown aggregation {tok.text!r}", tok, hint=", ".join(AGGREGATIONS))
+        self.expect("(")
+        args = self.args(")")
+        func = tok.text
+        if func == "count":
+            if args:
+                raise self.error("count() takes no argument", tok)
+            return AggregateAction(func, None, span=tok.span)
+        if func == "lhist":
+            if len(args) != 4 or not all(isinstance(a, Int) for a in args[1:]):
+                raise self.error("lhist takes a value and three integers: lhist(x, min, max, step)", tok)
+            lo, hi, step = (a.value for a in args[1:])  # type: ignore[attr-defined]
+            if step <= 0 or hi <= lo:
+                raise self.error("lhist needs min < max and step > 0", tok)
+            return AggregateAction(func, args[0], params=(lo, hi, step), span=tok.span)
+        if len(args) != 1:
+            raise self.error(f"{func}() takes one value", tok)
+        return AggregateAction(func, args[0], span=tok.span)
+
+    def args(self, close: str) -> tuple[Expr, ...]:
+        out: list[Expr] = []
+        if self.accept(close):
+            return ()
+        while True:
+            out.append(self.expr())
+            if self.accept(close):
+                return tuple(out)
+            self.expect(",")
+
+    # ---- expressions ----------------------------------------------------------------------------
+    def expr(self) -> Expr:
+        return self.binary(0)
+
+    def binary(self, level: int) -> Expr:
+        if level == len(PRECEDENCE):
+            return self.unary()
+        left = self.binary(level + 1)
+        ops = PRECEDENCE[level]
+        while True:
+            tok = self.lex.peek()
+            if tok.kind == "punct" and tok.text in ops and not (tok.text == "/" and self.slash_ends):
+                self.lex.next()
+                right = self.binary(level + 1)
+                left = Binary(tok.span, tok.text, left, right)
+            else:
+                return left
+
+    def unary(self) -> Expr:
+        tok = self.lex.peek()
+        if tok.kind == "punct" and tok.text in ("!", "-", "~"):
+            self.lex.next()
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error("expression nested too deeply", tok)
+            try:
+                operand = self.unary()
+            finally:
+                self.depth -= 1
+            if tok.text == "-" and isinstance(operand, Int):
+                return Int(tok.span, -operand.value)
+            return Unary(tok.span, tok.text, operand)
+        return self.postfix()
+
+    def postfix(self) -> Expr:
+        expr = self.primary()
+        while True:
+            tok = self.lex.peek()
+            if tok.kind == "punct" and tok.text == "[":
+                self.lex.next()
+                key = self.expr()
+                self.expect("]")
+                expr = Index(tok.span, expr, key)
+            elif tok.kind == "ident" and tok.text == "by" and isinstance(expr, Call):
+                self.lex.next()
+                key = self.postfix_key()
+                expr = Call(tok.span, "by", (expr, key))
+            else:
+                return expr
+
+    def postfix_key(self) -> Expr:
+        key = self.primary()
+        if self.accept("["):
+            value = self.expr()
+            self.expect("]")
+            return Index(key.span, key, value)
+        return key
+
+    def primary(self) -> Expr:
+        tok = self.lex.peek()
+        if tok.kind == "int":
+            self.lex.next()
+            return Int(tok.span, int(tok.value))  # type: ignore[call-overload]
+        if tok.kind == "duration":
+            self.lex.next()
+            return Duration(tok.span, int(tok.value), tok.text)  # type: ignore[call-overload]
+        if tok.kind == "string":
+            self.lex.next()
+            return Str(tok.span, str(tok.value))
+        if tok.kind == "punct" and tok.text == "(":
+            self.lex.next()
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error("expression nested too deeply", tok)
+            saved, self.slash_ends = self.slash_ends, False
+            try:
+                inner = self.expr()
+            finally:
+                self.depth -= 1
+                self.slash_ends = saved
+            self.expect(")")
+            return inner
+        if tok.kind == "ident":
+            if self.lex.looking_at_kind() and kind_by_name(tok.text) is not None:
+                point = self.lex.point_ref()
+                return PointRef(point.span, point.text)
+            self.lex.next()
+            if self.lex.peek().text == "(" and not self.text[self.lex.pos:self.lex.pos + 1].isspace():
+                self.lex.next()
+                self.depth += 1
+                if self.depth > MAX_DEPTH:
+                    raise self.error("expression nested too deeply", tok)
+                try:
+                    args = self.args(")")
+                finally:
+                    self.depth -= 1
+                return Call(tok.span, tok.text, args)
+            return Name(tok.span, tok.text)
+        what = "end of input" if tok.kind == "eof" else repr(tok.text)
+        raise self.error(f"expected a value, found {what}", tok)
+
+
+def parse(text: str, source: str = "<command line>") -> ProbeProgram:
+    try:
+        return Parser(text, source).program()
+    except RecursionError:
+        raise ProbeError("expression nested too deeply", Span(1, 1, 1, source), text) from None
