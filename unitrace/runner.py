@@ -49,13 +49,19 @@ class ProbeRouter:
     `syscall:X%return` both match them. An event that matches several probes is delivered once per probe.
     """
 
-    def __init__(self, probes: Sequence[Probe]) -> None:
+    def __init__(self, probes: Sequence[Probe], residuals: Mapping[int, object] | None = None) -> None:
+        """`residuals`: per probe, the part of its predicate the backend left to user space (None: all of
+        it was applied in the kernel). Without the mapping, every predicate is applied here."""
         from unitrace.model.evaluate import predicate as compile_predicate
 
         self.by_name: dict[str, list[tuple[int, Callable[[Event], bool] | None]]] = {}
         self.others: list[tuple[int, Probe, Callable[[Event], bool] | None]] = []
+        self.preds: dict[int, Callable[[Event], bool]] = {}
         for index, probe in enumerate(probes):
-            pred = compile_predicate(probe.predicate) if probe.predicate is not None else None
+            expr = probe.predicate if residuals is None else residuals.get(index)
+            pred = compile_predicate(expr) if expr is not None else None  # type: ignore[arg-type]
+            if pred is not None:
+                self.preds[index] = pred
             for point in probe.points:
                 if isinstance(point.target, SyscallTarget):
                     for name in point.target.names:
@@ -75,8 +81,18 @@ class ProbeRouter:
                     out.append(ev)
                     continue
                 if ev.probe >= 0:
-                    out.append(ev)  # the backend already knows the probe (kprobes, uprobes, tracepoints)
+                    # the backend already knows the probe (kprobes, uprobes, tracepoints)
+                    pred = self.preds.get(ev.probe)
+                    if pred is None or pred(ev):
+                        out.append(ev)
+                    else:
+                        self.filtered += 1
                     continue
+            if ev.probe >= 0 and ev.name not in by_name:
+                pred = self.preds.get(ev.probe)
+                if pred is None or pred(ev):
+                    out.append(ev)
+                continue
             targets = by_name.get(ev.name)
             if not targets:
                 self.filtered += 1
@@ -153,8 +169,13 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
     backend_name = the_plan.backends[0]
     backend = load_backend(backend_name)
     probes = the_plan.probes_for(backend_name)
-    compiled = backend.compile(probes, options.backend_options)
-    router = ProbeRouter(probes)
+    compiled = backend.compile(probes, {**options.backend_options, "system_wide": target.system_wide})
+    residuals = compiled.data.get("residuals")
+    router = ProbeRouter(probes, residuals if isinstance(residuals, Mapping) else None)
+    in_kernel = compiled.data.get("kernel_aggregates", ())
+    for sink in sinks:
+        if in_kernel and hasattr(sink, "mark_in_kernel"):
+            sink.mark_in_kernel(in_kernel)
 
     def emit(batch: list[Event]) -> None:
         routed = router.route(batch)
@@ -173,6 +194,11 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
             watcher.start()
         status = session.run()
         stats = session.stats
+        rows = getattr(session, "aggregates", None)
+        if rows:
+            for sink in sinks:
+                if hasattr(sink, "merge_kernel_rows"):
+                    sink.merge_kernel_rows(rows)
         stats.filtered += router.filtered
         if stopper is not None and stopper.received is not None and not target.command:
             status = 128 + stopper.received

@@ -50,10 +50,11 @@ class BpfBackend:
         if plan.sysmask:
             arts.append(Artifact("syscall numbers traced (ut_sysmask)",
                                  " ".join(f"{nr}:{bits:#x}" for nr, bits in sorted(plan.sysmask.items()))))
-        return CompiledProgram("bpf", tuple(probes), tuple(arts), {"plan": plan})
+        residuals = {i: plan.residuals.get(i) for i in range(len(probes))}
+        kernel_aggs = tuple((a.probe, a.slot) for a in plan.aggregates if a.in_kernel)
+        return CompiledProgram("bpf", tuple(probes), tuple(arts),
+                               {"plan": plan, "residuals": residuals, "kernel_aggregates": kernel_aggs})
 
     def start(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
               options: Mapping[str, object]) -> BpfSession:
-        if target.system_wide and program.data["plan"].source.count("#define UT_SCOPED 1"):  # type: ignore[union-attr]
-            program = self.compile(program.probes, {**options, "system_wide": True})
         return BpfSession(program, target, emit, dict(options))

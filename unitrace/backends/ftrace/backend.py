@@ -35,7 +35,11 @@ class FtraceBackend:
     def compile(self, probes: Sequence[Probe], options: Mapping[str, object]) -> CompiledProgram:
         pid = options.get("pid")
         plan = compile_probes(probes, _format_lookup, pid=pid if isinstance(pid, int) else None)
-        return CompiledProgram("ftrace", tuple(probes), plan.artifacts(), {"plan": plan})
+        residuals: dict[int, object] = {i: None for i in range(len(probes))}
+        for ev in plan.events:
+            if ev.residual is not None:
+                residuals[ev.probe] = ev.residual
+        return CompiledProgram("ftrace", tuple(probes), plan.artifacts(), {"plan": plan, "residuals": residuals})
 
     def start(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
               options: Mapping[str, object]) -> FtraceSession:
