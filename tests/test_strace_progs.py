@@ -144,16 +144,19 @@ def test_attach_to_a_running_process_and_detach_on_sigint(bindir: Path, tmp_path
         out = tmp_path / "t"
         tracer = subprocess.Popen([*UNITRACE, "-p", str(victim.pid), "-o", str(out)], stderr=subprocess.PIPE,
                                   text=True)
-        # wait until the trace shows the shell's loop (a wait4 for each sleep), then interrupt
-        for _ in range(200):
-            if out.exists() and "wait4(" in out.read_text():
-                break
+        # wait until the victim is traced and has looped a few times, then interrupt
+        for _ in range(400):
+            with open(f"/proc/{victim.pid}/status") as f:
+                if f"TracerPid:\t{tracer.pid}" in f.read():
+                    break
             time.sleep(0.05)
+        time.sleep(0.5)
         tracer.send_signal(signal.SIGINT)
         _, err = tracer.communicate(timeout=30)
         assert f"strace: Process {victim.pid} attached" in err
         assert f"strace: Process {victim.pid} detached" in err
         assert tracer.returncode == 128 + signal.SIGINT
+        assert "wait4(" in out.read_text()  # the shell's loop was traced, and the file is complete
         assert victim.poll() is None  # still running, and no longer traced
         with open(f"/proc/{victim.pid}/status") as f:
             assert "TracerPid:\t0" in f.read()

@@ -667,6 +667,13 @@ def run_strace(cfg: StraceConfig) -> int:
     sinks: list = []
     text_sink: StraceTextSink | None = None
     with contextlib.ExitStack() as files:
+        # -o FILE is written atomically (it appears, complete, when tracing ends; /dev/null, FIFOs and
+        # ttys are written directly); -ff's per-thread files are opened as threads appear.
+        shared_file = None
+        if cfg.output and cfg.follow < 2:
+            from unitrace.sinks.output import atomic_output
+
+            shared_file = files.enter_context(atomic_output(cfg.output))
         if cfg.count != "c":
             text_sink = StraceTextSink(
                 StraceTextOptions(
@@ -674,18 +681,11 @@ def run_strace(cfg: StraceConfig) -> int:
                     pid_prefix=bool(cfg.output) and cfg.follow < 2 and (cfg.follow == 1 or len(cfg.pids) > 1),
                     timestamps=cfg.timestamps, relative=cfg.relative, syscall_times=cfg.syscall_times,
                     status=cfg.status, quiet=cfg.quiet, column=cfg.column),
-                prints_at_exit=_prints_at_exit_oracle(table),
-                initial_tids=cfg.pids)
+                out=shared_file, prints_at_exit=_prints_at_exit_oracle(table), initial_tids=cfg.pids)
             sinks.append(text_sink)
         if cfg.count:
             # the table goes where the trace goes: the -o file (shared with the lines under -C) or stderr
-            if text_sink is not None and text_sink.shared_out is not None:
-                summary_out = text_sink.shared_out
-            elif cfg.output and cfg.follow < 2:
-                fd = os.open(cfg.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-                summary_out = files.enter_context(open(fd, "w", encoding="utf-8"))
-            else:
-                summary_out = sys.stderr
+            summary_out = shared_file if shared_file is not None else sys.stderr
             sinks.append(SummarySink(summary_out, sort_by=cfg.sort_by,
                                      syscall_number=lambda n: table.by_name[n].nr if n in table.by_name else 1 << 20))
         if cfg.fd_leaks:
