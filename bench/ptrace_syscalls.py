@@ -81,7 +81,7 @@ def build() -> dict[str, list[str]]:
 def syscall_count(argv: list[str]) -> int:
     """Total syscalls the workload makes (strace -f -c's total line)."""
     proc = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stdout", *argv], capture_output=True, text=True)
-    m = re.search(r"^100\.00\s+\S+\s+\S+\s+(\d+)", proc.stdout, re.M)
+    m = re.search(r"^100\.00\s+\S+\s+\S+\s+(\d+)(?:\s+\d+)?\s+total$", proc.stdout, re.M)
     return int(m.group(1)) if m else 0
 
 
