@@ -1,0 +1,645 @@
+"""The ptrace tracing engine: start or attach, follow, decode, detach.
+
+One thread owns every tracee (ptrace requests must come from the thread that attached). The loop waits for
+stops with waitpid(__WALL): first without blocking, and when nothing is ready it hands the batch of events
+over before it blocks. A blocking waitpid is not interrupted by a Python signal handler (PEP 475 retries
+it), and a stop request may come from another thread, so stop() wakes the loop by forking a child that
+exits at once: its exit ends the wait. A traced program sees the signal dispositions it would see
+untraced: the child resets SIGPIPE and SIGXFSZ, which Python ignores, before it execs (RELIABILITY #12).
+
+Ending (SIGINT/SIGTERM/SIGHUP, stop(), or an internal error): as strace does, a command we started gets
+the terminating signal (after a SIGCONT) and every tracee is detached, none left in a ptrace-stop; a
+group-stopped process stays stopped. With --kill-on-exit the tracees are killed instead. run() returns the
+started command's exit code, or 128+signal when it was killed (strace re-raises the signal on itself; our
+CLI does that with this number).
+
+Seccomp: with a subset of syscalls and -f, the child installs a filter before exec that stops it only at
+those (PTRACE_EVENT_SECCOMP); PTRACE_O_EXITKILL then guarantees that no process keeps running under our
+filter once we are gone. Without -f the filter is not used, as strace does, because untraced children
+would inherit it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import stat
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
+from unitrace.backends.ptrace import sys as px
+from unitrace.backends.ptrace.memory import TraceeMemory
+from unitrace.errors import TargetError, UnitraceError
+from unitrace.events import Event, EventKind, SessionStats
+
+SYSCALL_TRAP = signal.SIGTRAP | 0x80
+_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+_EXIT_CALLS = frozenset({"exit", "exit_group"})
+
+
+@dataclass(slots=True)
+class Tracee:
+    tid: int
+    tgid: int
+    in_syscall: bool = False
+    call: object = None  # the decoder's state for the syscall in progress
+    nr: int = -1
+    entry_ns: int = 0
+    entry_wall: int = 0
+    skip: bool = False  # a syscall we are not asked about (no seccomp filter): no decoding
+    stopped: bool = False  # in a ptrace-stop we have not resumed yet
+    group_stopped: bool = False  # in PTRACE_LISTEN
+    pending_sig: int = 0  # signal to inject when resumed or detached
+    attached_by_us: bool = False  # -p (detach on exit) rather than started (strace semantics)
+    entry_emitted: bool = False
+    raw: tuple[int, ...] = ()
+
+
+def _comm(tid: int) -> str:
+    try:
+        with open(f"/proc/{tid}/comm", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
+            return f.read().strip().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _tgid_of(tid: int) -> int:
+    try:
+        with open(f"/proc/{tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line[5:])
+    except OSError:
+        pass
+    return tid
+
+
+def _tracer_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
+            for line in f:
+                if line.startswith(b"TracerPid:"):
+                    return int(line[10:])
+    except OSError:
+        pass
+    return 0
+
+
+class PtraceSession:
+    def __init__(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
+                 options: Mapping[str, object]) -> None:
+        from unitrace.decode.api import FormatOptions
+        from unitrace.decode.syscall import StraceDecoder
+        from unitrace.decode.table import get_table
+
+        self.target = target
+        self.emit_batch = emit
+        self.options = options
+        self.stats = SessionStats()
+        self.table = get_table()
+        fmt = options.get("format_options")
+        self.decoder = StraceDecoder(fmt if isinstance(fmt, FormatOptions) else FormatOptions())
+        names = program.data.get("syscalls")
+        self.wanted: frozenset[int] | None = (frozenset(self.table.by_name[n].nr for n in names  # type: ignore[union-attr]
+                                                        if n in self.table.by_name)
+                                              if names is not None else None)
+        self.follow = bool(options.get("follow_forks", target.follow_forks))
+        want_seccomp = options.get("seccomp")
+        self.use_seccomp = bool(self.wanted is not None and self.follow and target.command and
+                                (want_seccomp is None or want_seccomp))
+        self.filter_bytes: bytes = program.data.get("seccomp_filter", b"") if self.use_seccomp else b""  # type: ignore[assignment]
+        self.kill_on_exit = bool(options.get("kill_on_exit"))
+        self.use_syscall_info = bool(options.get("get_syscall_info", True))
+        self.tracees: dict[int, Tracee] = {}
+        self.comms: dict[int, str] = {}
+        self.memories: dict[int, TraceeMemory] = {}
+        self.batch: list[Event] = []
+        self.root: int | None = None
+        self.root_status: int | None = None
+        self._stop = False
+        self._stop_signal = signal.SIGTERM
+        self._running = False
+        self._closed = False
+        self._child_error_fd: int | None = None
+        self._hide_until_exec: int | None = None
+        self._info_buf = ctypes.create_string_buffer(px.SYSCALL_INFO_SIZE)
+        self._regs = px.UserRegs()
+        self._siginfo = ctypes.create_string_buffer(128)
+        self._eventmsg = ctypes.c_ulong()
+        self._thread: int | None = None
+        self._opts = px.PTRACE_O_TRACESYSGOOD | px.PTRACE_O_TRACEEXEC
+        if self.follow:
+            self._opts |= px.PTRACE_O_TRACEFORK | px.PTRACE_O_TRACEVFORK | px.PTRACE_O_TRACECLONE
+        if self.use_seccomp:
+            self._opts |= px.PTRACE_O_TRACESECCOMP
+        if self.use_seccomp or self.kill_on_exit:
+            self._opts |= px.PTRACE_O_EXITKILL
+
+    # ---- context manager ------------------------------------------------------------------------
+    def __enter__(self) -> PtraceSession:
+        import threading
+
+        self._thread = threading.get_ident()
+        try:
+            if self.target.command:
+                self._start_command()
+            for pid in self.target.pids:
+                self._attach_process(pid)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- starting -------------------------------------------------------------------------------
+    def _start_command(self) -> None:
+        from unitrace.symbols.elf import find_executable
+
+        argv = list(self.target.command)
+        exe = find_executable(argv[0])
+        if not os.access(exe, os.X_OK):
+            raise TargetError(f"cannot execute {exe}: permission denied")
+        filt = None
+        prog = None
+        if self.filter_bytes:
+            n = len(self.filter_bytes) // 8
+            filt = (px.SockFilter * n).from_buffer_copy(self.filter_bytes)
+            prog = px.SockFprog(n, ctypes.cast(filt, ctypes.POINTER(px.SockFilter)))
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the child: nothing but what exec needs
+            try:
+                os.close(wfd)
+                os.close(err_r)
+                px.libc_signal(signal.SIGPIPE, px.SIG_DFL)
+                px.libc_signal(signal.SIGXFSZ, px.SIG_DFL)
+                os.read(rfd, 1)
+                if prog is not None and (
+                        px.prctl(px.PR_SET_NO_NEW_PRIVS, 1, None, 0, 0) != 0
+                        or px.prctl(px.PR_SET_SECCOMP, px.SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0):
+                    os.write(err_w, b"seccomp %d" % ctypes.get_errno())
+                    os._exit(126)
+                os.execv(exe, argv)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.write(err_w, b"exec %d" % (exc.errno or 0))
+            finally:
+                os._exit(127)
+        os.close(rfd)
+        os.close(err_w)
+        self.root = pid
+        try:
+            px.ptrace(px.PTRACE_SEIZE, pid, None, self._opts)
+            px.ptrace(px.PTRACE_INTERRUPT, pid)
+        except OSError as exc:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(wfd)
+            os.close(err_r)
+            raise TargetError(f"cannot trace the command: {exc.strerror}") from exc
+        t = Tracee(pid, pid)
+        self.tracees[pid] = t
+        self.memories[pid] = TraceeMemory(pid)
+        # the child now stops for our interrupt; from there on it runs traced
+        _, _status = os.waitpid(pid, px.WALL)
+        t.stopped = True
+        self._resume(t, 0)
+        os.close(wfd)  # release: the child goes on to exec
+        self._child_error_fd = err_r
+        self._hide_until_exec = pid
+
+    def _attach_process(self, pid: int) -> None:
+        if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
+            raise TargetError(f"no process with PID {pid}")
+        seen: set[int] = set()
+        attached = 0
+        while True:  # threads may appear while we attach: list again until nothing is new
+            try:
+                # as strace: every thread with -f, else only the one named
+                tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")) if self.follow else [pid]
+            except OSError as exc:
+                raise TargetError(f"process {pid} is gone") from exc
+            new = [t for t in tids if t not in seen]
+            if not new:
+                break
+            for tid in new:
+                seen.add(tid)
+                err = px.ptrace_quiet(px.PTRACE_SEIZE, tid, None, self._opts)
+                if err == -errno.ESRCH:
+                    continue  # the thread exited meanwhile
+                if err < 0:
+                    self._detach_all()
+                    tracer = _tracer_of(pid)
+                    why = os.strerror(-err)
+                    if err == -errno.EPERM:
+                        why += f" (already traced by PID {tracer})" if tracer else \
+                            " (another user's process, or ptrace is restricted)"
+                    raise TargetError(f"cannot attach to PID {pid}: {why}",
+                                      hint="attach to your own processes, or run as root")
+                t = Tracee(tid, pid, attached_by_us=True)
+                self.tracees[tid] = t
+                attached += 1
+                if px.ptrace_quiet(px.PTRACE_INTERRUPT, tid) < 0:
+                    continue
+        if not attached:
+            raise TargetError(f"cannot attach to PID {pid}: it exited")
+        if pid not in self.memories:
+            self.memories[pid] = TraceeMemory(pid)
+        if self.root is None:
+            self.root = pid
+        self._notice(pid, f"Process {pid} attached")
+
+    # ---- events ---------------------------------------------------------------------------------
+    def _notice(self, pid: int, text: str) -> None:
+        self.batch.append(Event(EventKind.NOTICE, time.time_ns(), pid, pid, text=text))
+
+    def _flush(self) -> None:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.stats.events += len(batch)
+            self.emit_batch(batch)
+
+    # ---- resuming -------------------------------------------------------------------------------
+    def _resume(self, t: Tracee, sig: int) -> None:
+        req = px.PTRACE_CONT if self.use_seccomp and not t.in_syscall else px.PTRACE_SYSCALL
+        px.ptrace_quiet(req, t.tid, None, sig)
+        t.stopped = False
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def stop(self, signum: int | None = None) -> None:
+        """Ask run() to end: safe from a signal handler or another thread. `signum` is what a command we
+        started receives (strace passes on the signal that ended it; SIGTERM when not told)."""
+        if signum is not None:
+            self._stop_signal = signum
+        if self._stop:
+            return
+        self._stop = True
+        if self._running:
+            self._wake()
+
+    @staticmethod
+    def _wake() -> None:
+        """End a blocking waitpid(-1) in the tracer thread: a child of ours that exits at once."""
+        try:
+            pid = os.fork()
+        except OSError:
+            return
+        if pid == 0:
+            os._exit(0)
+
+    def run(self) -> int:
+        waitpid = os.waitpid
+        nohang = px.WALL | os.WNOHANG
+        block = px.WALL
+        handle = self._handle
+        tracees = self.tracees
+        self._running = True
+        try:
+            while tracees and not self._stop:
+                try:
+                    pid, status = waitpid(-1, nohang)
+                    if pid == 0:
+                        self._flush()  # before blocking: lines of a sleeping tracee must not wait
+                        if self._stop:
+                            break
+                        pid, status = waitpid(-1, block)
+                except ChildProcessError:
+                    break
+                if pid in tracees or os.WIFSTOPPED(status):
+                    handle(pid, status)
+                elif pid == self.root:
+                    self._gone(pid, status)
+                if len(self.batch) >= 256:
+                    self._flush()
+        except BaseException:
+            # an internal error or KeyboardInterrupt: never leave a tracee in a ptrace-stop
+            self._finish_on_stop()
+            raise
+        finally:
+            self._running = False
+        self._flush()
+        if self._stop and tracees:
+            return self._finish_on_stop()
+        return self._exit_code()
+
+    def _finish_on_stop(self) -> int:
+        sig = self._stop_signal
+        root = self.root
+        if self.target.command and root is not None and root in self.tracees and self.root_status is None:
+            with contextlib.suppress(OSError):
+                os.kill(root, signal.SIGCONT)
+                os.kill(root, sig)
+        self._detach_all()
+        self._flush()
+        return self._exit_code() if self.root_status is not None else 128 + sig
+
+    def _exit_code(self) -> int:
+        status = self.root_status
+        if status is None:
+            return 0
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return 0
+
+    def _tracee(self, pid: int) -> Tracee:
+        t = self.tracees.get(pid)
+        if t is None:  # a new child can report before its parent's fork event
+            t = Tracee(pid, _tgid_of(pid))
+            self.tracees[pid] = t
+            if t.tgid not in self.memories:
+                self.memories[t.tgid] = TraceeMemory(t.tgid)
+        return t
+
+    def _handle(self, pid: int, status: int) -> None:
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self._gone(pid, status)
+            return
+        if not os.WIFSTOPPED(status):
+            return
+        t = self._tracee(pid)
+        t.stopped = True
+        sig = os.WSTOPSIG(status)
+        event = status >> 16
+        if sig == SYSCALL_TRAP:
+            self._syscall_stop(t)
+            self._resume(t, 0)
+        elif event == px.PTRACE_EVENT_SECCOMP:
+            self._syscall_stop(t, seccomp=True)
+            self._resume(t, 0)
+        elif event == px.PTRACE_EVENT_STOP:
+            if sig in _STOP_SIGNALS:
+                # group-stop: stay stopped, but keep hearing about it (SIGCONT, SIGKILL)
+                t.group_stopped = True
+                px.ptrace_quiet(px.PTRACE_LISTEN, pid)
+                t.stopped = False
+            else:
+                t.group_stopped = False
+                self._resume(t, 0)
+        elif event in (px.PTRACE_EVENT_FORK, px.PTRACE_EVENT_VFORK, px.PTRACE_EVENT_CLONE):
+            px.ptrace_quiet(px.PTRACE_GETEVENTMSG, pid, None, ctypes.addressof(self._eventmsg))
+            child = self._eventmsg.value
+            c = self._tracee(child)
+            if event == px.PTRACE_EVENT_CLONE:
+                c.tgid = _tgid_of(child) if c.tgid == child else c.tgid
+            else:
+                c.tgid = child
+                self.memories[child] = TraceeMemory(child)
+            self.batch.append(Event(EventKind.FORK, time.time_ns(), t.tgid, pid, fields={"child": child}))
+            self._resume(t, 0)
+        elif event == px.PTRACE_EVENT_EXEC:
+            px.ptrace_quiet(px.PTRACE_GETEVENTMSG, pid, None, ctypes.addressof(self._eventmsg))
+            old = self._eventmsg.value
+            if old != pid and old in self.tracees:
+                # a non-leader thread exec'd: its syscall in progress continues under the leader's id
+                former = self.tracees.pop(old)
+                t.in_syscall, t.call, t.nr = former.in_syscall, former.call, former.nr
+                t.entry_ns, t.entry_wall, t.skip = former.entry_ns, former.entry_wall, former.skip
+            t.tgid = pid
+            if self._hide_until_exec == pid:
+                self._hide_until_exec = None
+            self.memories[pid] = TraceeMemory(pid)
+            self.comms.pop(pid, None)
+            self._check_setuid(pid)
+            self.batch.append(Event(EventKind.EXEC, time.time_ns(), pid, pid, fields={"old_tid": old}))
+            self._resume(t, 0)
+        else:
+            self._signal_stop(t, sig)
+
+    def _check_setuid(self, pid: int) -> None:
+        try:
+            mode = os.stat(f"/proc/{pid}/exe").st_mode
+        except OSError:
+            return
+        if mode & (stat.S_ISUID | stat.S_ISGID):
+            if self.use_seccomp:
+                why = "the seccomp filter sets no_new_privs, so the set-id bits are ignored"
+            elif os.geteuid() != 0:
+                why = "the kernel does not grant set-id privileges to a process traced by an unprivileged tracer"
+            else:
+                return
+            self._notice(pid, f"Process {pid} runs a set-id program unprivileged: {why}")
+
+    def _signal_stop(self, t: Tracee, sig: int) -> None:
+        from unitrace.decode.signals import format_siginfo, signal_name
+
+        info_text = ""
+        if px.ptrace_quiet(px.PTRACE_GETSIGINFO, t.tid, None, ctypes.addressof(self._siginfo)) >= 0:
+            info_text = format_siginfo(self._siginfo.raw)
+        if t.tid != self._hide_until_exec:
+            self.batch.append(Event(EventKind.SIGNAL, time.time_ns(), t.tgid, t.tid, signal_name(sig),
+                                    fields={"signo": sig, "siginfo": info_text}))
+        self._resume(t, sig)
+
+    def _syscall_stop(self, t: Tracee, seccomp: bool = False) -> None:
+        op, nr, args, rval, _is_error = self._syscall_info(t)
+        if op == px.PTRACE_SYSCALL_INFO_ENTRY or op == px.PTRACE_SYSCALL_INFO_SECCOMP:
+            if t.in_syscall and op == px.PTRACE_SYSCALL_INFO_ENTRY and t.nr == nr:
+                return  # the entry stop that follows a seccomp stop for the same call
+            self._entry(t, nr, args)
+        elif op == px.PTRACE_SYSCALL_INFO_EXIT and t.in_syscall:
+            self._exit(t, rval)
+
+    def _syscall_info(self, t: Tracee) -> tuple[int, int, tuple[int, ...], int, int]:
+        if self.use_syscall_info:
+            n = px.ptrace_quiet(px.PTRACE_GET_SYSCALL_INFO, t.tid, px.SYSCALL_INFO_SIZE,
+                                ctypes.addressof(self._info_buf))
+            if n > 0:
+                v = px.SYSCALL_INFO.unpack_from(self._info_buf.raw)
+                op = v[0]
+                if op == px.PTRACE_SYSCALL_INFO_EXIT:
+                    rval = v[4] - (1 << 64) if v[4] >> 63 else v[4]
+                    return op, t.nr, (), rval, v[5] & 0xFF
+                return op, v[4], tuple(v[5:11]), 0, 0
+            if n == -errno.EIO or n == -errno.EINVAL:
+                self.use_syscall_info = False  # an old kernel: registers from now on
+        # PTRACE_GETREGS: entry and exit tell apart by our own bookkeeping (rax is -ENOSYS at entry)
+        px.ptrace_quiet(px.PTRACE_GETREGS, t.tid, None, ctypes.addressof(self._regs))
+        r = self._regs
+        if not t.in_syscall:
+            nr = r.orig_rax - (1 << 64) if r.orig_rax >> 63 else r.orig_rax
+            return px.PTRACE_SYSCALL_INFO_ENTRY, nr, (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9), 0, 0
+        rax = r.rax - (1 << 64) if r.rax >> 63 else r.rax
+        return px.PTRACE_SYSCALL_INFO_EXIT, t.nr, (), rax, int(-4096 < rax < 0)
+
+    def _entry(self, t: Tracee, nr: int, args: tuple[int, ...]) -> None:
+        t.in_syscall = True
+        t.nr = nr
+        t.entry_ns = time.monotonic_ns()
+        t.entry_wall = time.time_ns()
+        t.entry_emitted = False
+        t.raw = args
+        if t.tid == self._hide_until_exec:
+            info = self.table.by_nr.get(nr)
+            if info is None or info.name not in ("execve", "execveat"):
+                t.skip = True
+                return
+            self._hide_until_exec = None
+        if self.wanted is not None and nr not in self.wanted:
+            t.skip = True
+            return
+        t.skip = False
+        mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
+        t.call = self.decoder.enter(t.tgid, nr, args, mem)
+        if len(self.tracees) > 1 or (t.call.info is not None and t.call.info.name in _EXIT_CALLS):  # type: ignore[attr-defined]
+            info = t.call.info  # type: ignore[attr-defined]
+            self.batch.append(Event(EventKind.SYSCALL_ENTER, t.entry_wall, t.tgid, t.tid,
+                                    info.name if info else f"syscall_{nr:#x}", comm=self._comm_of(t.tgid),
+                                    args=t.call.entry_args(), raw_args=args))  # type: ignore[attr-defined]
+            t.entry_emitted = True
+
+    def _comm_of(self, tgid: int) -> str:
+        name = self.comms.get(tgid)
+        if name is None:
+            name = self.comms[tgid] = _comm(tgid)
+        return name
+
+    def _exit(self, t: Tracee, rval: int) -> None:
+        t.in_syscall = False
+        if t.skip:
+            t.skip = False
+            return
+        call = t.call
+        t.call = None
+        if call is None:
+            return
+        mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
+        texts, ret_text, err = self.decoder.exit(call, rval, mem)
+        info = call.info  # type: ignore[attr-defined]
+        self.batch.append(Event(EventKind.SYSCALL, t.entry_wall, t.tgid, t.tid,
+                                info.name if info else f"syscall_{t.nr:#x}", comm=self._comm_of(t.tgid),
+                                args=texts, raw_args=t.raw,
+                                ret=rval, ret_text=ret_text, errno=err,
+                                duration_ns=time.monotonic_ns() - t.entry_ns))
+
+    def _gone(self, pid: int, status: int) -> None:
+        t = self.tracees.pop(pid, None)
+        now = time.time_ns()
+        tgid = t.tgid if t is not None else pid
+        if t is not None and t.in_syscall and not t.skip and t.call is not None:
+            info = t.call.info  # type: ignore[attr-defined]
+            self.batch.append(Event(EventKind.SYSCALL, now, tgid, pid, info.name if info else "?",
+                                    args=t.call.entry_args(), ret=None, ret_text="?"))  # type: ignore[attr-defined]
+        fields: dict[str, object] = {}
+        ret: int | None = None
+        if os.WIFEXITED(status):
+            ret = os.WEXITSTATUS(status)
+            fields["status"] = ret
+        else:
+            from unitrace.decode.signals import signal_name
+
+            fields["signal"] = signal_name(os.WTERMSIG(status))
+            fields["core"] = os.WCOREDUMP(status)
+        self.batch.append(Event(EventKind.EXIT, now, tgid, pid, ret=ret, fields=fields))
+        if pid == self.root:
+            self.root_status = status
+            self._report_exec_failure(pid)
+        if pid == tgid:
+            self.memories.pop(pid, None)
+
+    def _report_exec_failure(self, pid: int) -> None:
+        fd = self._child_error_fd
+        if fd is None:
+            return
+        os.set_blocking(fd, False)
+        try:
+            msg = os.read(fd, 64).decode(errors="replace")
+        except (BlockingIOError, OSError):
+            msg = ""
+        if msg:
+            what, _, num = msg.partition(" ")
+            reason = os.strerror(int(num)) if num.isdigit() else msg
+            text = "cannot install the seccomp filter" if what == "seccomp" else "exec failed"
+            self._notice(pid, f"{text}: {reason}")
+
+    # ---- ending ---------------------------------------------------------------------------------
+    def _detach_all(self) -> None:
+        """Let every tracee go, running (or still stopped if it was group-stopped), none in a ptrace-stop.
+        Processes that run under our seccomp filter are killed instead: untraced, their traced syscalls
+        would fail with ENOSYS (RELIABILITY #2)."""
+        if self.use_seccomp:
+            for t in list(self.tracees.values()):
+                with contextlib.suppress(OSError):
+                    os.kill(t.tid, signal.SIGKILL)
+            self._reap_after_kill()
+            return
+        for t in list(self.tracees.values()):
+            if not t.stopped:
+                px.ptrace_quiet(px.PTRACE_INTERRUPT, t.tid)
+        deadline = time.monotonic() + 5
+        waiting = {t.tid for t in self.tracees.values() if not t.stopped}
+        while waiting and time.monotonic() < deadline:
+            try:
+                pid, status = os.waitpid(-1, px.WALL | os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.001)
+                continue
+            t = self.tracees.get(pid)
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self._gone(pid, status)
+                waiting.discard(pid)
+                continue
+            if t is None:
+                continue
+            t.stopped = True
+            sig = os.WSTOPSIG(status)
+            event = status >> 16
+            if event == 0 and sig not in (SYSCALL_TRAP, signal.SIGTRAP):
+                t.pending_sig = sig  # a signal on its way: deliver it when we let go
+            waiting.discard(pid)
+        for t in list(self.tracees.values()):
+            px.ptrace_quiet(px.PTRACE_DETACH, t.tid, None, t.pending_sig)
+            if t.tid == t.tgid:
+                self._notice(t.tgid, f"Process {t.tgid} detached")
+        if self.kill_on_exit and not self.target.pids:
+            for t in self.tracees.values():
+                with contextlib.suppress(OSError):
+                    os.kill(t.tid, signal.SIGKILL)
+        self.tracees.clear()
+
+    def _reap_after_kill(self) -> None:
+        deadline = time.monotonic() + 5
+        while self.tracees and time.monotonic() < deadline:
+            try:
+                pid, status = os.waitpid(-1, px.WALL | os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.001)
+                continue
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self._gone(pid, status)
+            else:
+                px.ptrace_quiet(px.PTRACE_CONT, pid, None, 0)
+        self.tracees.clear()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.tracees:
+                self._detach_all()
+                self._flush()
+        finally:
+            fd = self._child_error_fd
+            if fd is not None:
+                os.close(fd)
+                self._child_error_fd = None
+
+
+def ensure_supported() -> None:
+    if sys.platform != "linux":
+        raise UnitraceError("the ptrace backend needs Linux")
