@@ -252,6 +252,14 @@ def _proc_fdinfo(pid: int) -> dict[int, tuple[bool, str]] | None:
     return out
 
 
+def _exe_of(pid: int) -> str:
+    """The program a process runs now (at its exec stop: the new one)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return "?"
+
+
 class FdLeakSink:
     """Collects, for every execve, the inherited descriptors above 2 without O_CLOEXEC; prints the report
     at the end."""
@@ -275,9 +283,9 @@ class FdLeakSink:
                 else:
                     tracker.syscall(ev)
             elif kind is EventKind.EXEC:
-                filename = str(ev.fields.get("filename", ev.name))
+                filename = ev.fields.get("filename") or _exe_of(ev.pid)
                 self._exec_seen.add(ev.pid)
-                self._on_exec(ev.pid, filename)
+                self._on_exec(ev.pid, str(filename))
             elif kind is EventKind.FORK:
                 child = ev.fields.get("child")
                 if isinstance(child, int) and not ev.fields.get("thread"):
@@ -301,7 +309,7 @@ class FdLeakSink:
             elif seen[0]:
                 continue  # the new program already set CLOEXEC on something of its own
             elif entry is None:
-                report.leaks.append(Leak(fd, None, seen[1], "yes (open before tracing began)"))
+                report.leaks.append(Leak(fd, None, seen[1], "yes"))
             else:
                 report.leaks.append(Leak(fd, entry, seen[1], "yes"))
         self.reports.append(report)

@@ -206,6 +206,12 @@ class StraceTextSink:
         ret = ev.ret_text or ("?" if ev.ret is None else str(ev.ret))
         st = self._stream(tid)
         if pend is not None and pend.open_in is st and st.open_tid == tid:
+            if ev.ret is None and pend.name not in _EXIT_CALLS:
+                # the thread died inside the call (a backend reports that as a call without a return)
+                text = " <unfinished ...>) "
+                st.open_tid = None
+                self._finish(st, text, st.col + len(text), ret, None)
+                return
             rest = ", ".join(ev.args[pend.entry_count:])
             if rest and pend.name in _SEP_AT_EXIT and pend.entry_count:
                 rest = ", " + rest
