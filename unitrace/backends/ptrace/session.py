@@ -27,6 +27,7 @@ import errno
 import os
 import signal
 import stat
+import struct
 import sys
 import time
 from collections.abc import Mapping
@@ -39,6 +40,12 @@ from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, SessionStats
 
 SYSCALL_TRAP = signal.SIGTRAP | 0x80
+SYSCALL_STOP_STATUS = (SYSCALL_TRAP << 8) | 0x7F  # WIFSTOPPED, SIGTRAP|0x80, no ptrace event
+_INFO_ENTRY = struct.Struct("<24xQ6Q").unpack_from  # nr, args[6] of struct ptrace_syscall_info
+_INFO_EXIT = struct.Struct("<24xq").unpack_from  # rval
+_REGS = px.USER_REGS.unpack_from
+_RAX, _ORIG_RAX = px.REG["rax"], px.REG["orig_rax"]
+_RDI, _RSI, _RDX, _R10, _R8, _R9 = (px.REG[n] for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 _STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 _EXIT_CALLS = frozenset({"exit", "exit_group"})
 
@@ -129,7 +136,10 @@ class PtraceSession:
         self._child_error_fd: int | None = None
         self._hide_until_exec: int | None = None
         self._info_buf = ctypes.create_string_buffer(px.SYSCALL_INFO_SIZE)
+        self._info_addr = ctypes.addressof(self._info_buf)
+        self._info_view = memoryview(self._info_buf).cast("B")
         self._regs = px.UserRegs()
+        self._regs_addr = ctypes.addressof(self._regs)
         self._siginfo = ctypes.create_string_buffer(128)
         self._eventmsg = ctypes.c_ulong()
         self._thread: int | None = None
@@ -301,12 +311,15 @@ class PtraceSession:
         nohang = px.WALL | os.WNOHANG
         block = px.WALL
         handle = self._handle
+        syscall_stop = self._syscall_stop
+        raw_ptrace = px.raw_ptrace
+        cont, step, seccomp = px.PTRACE_CONT, px.PTRACE_SYSCALL, self.use_seccomp
         tracees = self.tracees
         self._running = True
         try:
             while tracees and not self._stop:
                 try:
-                    pid, status = waitpid(-1, nohang)
+                    pid, status = waitpid(-1, nohang) if self.batch else waitpid(-1, block)
                     if pid == 0:
                         self._flush()  # before blocking: lines of a sleeping tracee must not wait
                         if self._stop:
@@ -314,6 +327,12 @@ class PtraceSession:
                         pid, status = waitpid(-1, block)
                 except ChildProcessError:
                     break
+                if status == SYSCALL_STOP_STATUS:  # the common case, kept short
+                    t = tracees.get(pid)
+                    if t is not None:
+                        syscall_stop(t)
+                        raw_ptrace(cont if (seccomp and not t.in_syscall) else step, pid, None, 0)
+                        continue
                 if pid in tracees or os.WIFSTOPPED(status):
                     handle(pid, status)
                 elif pid == self.root:
@@ -371,11 +390,8 @@ class PtraceSession:
         t.stopped = True
         sig = os.WSTOPSIG(status)
         event = status >> 16
-        if sig == SYSCALL_TRAP:
+        if sig == SYSCALL_TRAP or event == px.PTRACE_EVENT_SECCOMP:
             self._syscall_stop(t)
-            self._resume(t, 0)
-        elif event == px.PTRACE_EVENT_SECCOMP:
-            self._syscall_stop(t, seccomp=True)
             self._resume(t, 0)
         elif event == px.PTRACE_EVENT_STOP:
             if sig in _STOP_SIGNALS:
@@ -441,36 +457,36 @@ class PtraceSession:
                                     fields={"signo": sig, "siginfo": info_text}))
         self._resume(t, sig)
 
-    def _syscall_stop(self, t: Tracee, seccomp: bool = False) -> None:
-        op, nr, args, rval, _is_error = self._syscall_info(t)
-        if op == px.PTRACE_SYSCALL_INFO_ENTRY or op == px.PTRACE_SYSCALL_INFO_SECCOMP:
-            if t.in_syscall and op == px.PTRACE_SYSCALL_INFO_ENTRY and t.nr == nr:
-                return  # the entry stop that follows a seccomp stop for the same call
-            self._entry(t, nr, args)
-        elif op == px.PTRACE_SYSCALL_INFO_EXIT and t.in_syscall:
-            self._exit(t, rval)
-
-    def _syscall_info(self, t: Tracee) -> tuple[int, int, tuple[int, ...], int, int]:
+    def _syscall_stop(self, t: Tracee) -> None:
+        """A syscall-entry, syscall-exit or seccomp stop: read what the kernel says and decode."""
         if self.use_syscall_info:
-            n = px.ptrace_quiet(px.PTRACE_GET_SYSCALL_INFO, t.tid, px.SYSCALL_INFO_SIZE,
-                                ctypes.addressof(self._info_buf))
+            n = px.raw_ptrace(px.PTRACE_GET_SYSCALL_INFO, t.tid, px.SYSCALL_INFO_SIZE, self._info_addr)
             if n > 0:
-                v = px.SYSCALL_INFO.unpack_from(self._info_buf.raw)
-                op = v[0]
+                op = self._info_view[0]
                 if op == px.PTRACE_SYSCALL_INFO_EXIT:
-                    rval = v[4] - (1 << 64) if v[4] >> 63 else v[4]
-                    return op, t.nr, (), rval, v[5] & 0xFF
-                return op, v[4], tuple(v[5:11]), 0, 0
-            if n == -errno.EIO or n == -errno.EINVAL:
-                self.use_syscall_info = False  # an old kernel: registers from now on
-        # PTRACE_GETREGS: entry and exit tell apart by our own bookkeeping (rax is -ENOSYS at entry)
-        px.ptrace_quiet(px.PTRACE_GETREGS, t.tid, None, ctypes.addressof(self._regs))
-        r = self._regs
-        if not t.in_syscall:
-            nr = r.orig_rax - (1 << 64) if r.orig_rax >> 63 else r.orig_rax
-            return px.PTRACE_SYSCALL_INFO_ENTRY, nr, (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9), 0, 0
-        rax = r.rax - (1 << 64) if r.rax >> 63 else r.rax
-        return px.PTRACE_SYSCALL_INFO_EXIT, t.nr, (), rax, int(-4096 < rax < 0)
+                    if t.in_syscall:
+                        self._exit(t, _INFO_EXIT(self._info_view)[0])
+                elif op == px.PTRACE_SYSCALL_INFO_ENTRY or op == px.PTRACE_SYSCALL_INFO_SECCOMP:
+                    v = _INFO_ENTRY(self._info_view)
+                    self._entry(t, v[0], v[1:])
+                return
+            if px.get_errno() in (errno.EIO, errno.EINVAL):
+                self.use_syscall_info = False  # a kernel before 5.3: registers from now on
+            else:
+                return  # ESRCH: the tracee is gone; waitpid will say how
+        # PTRACE_GETREGS (RELIABILITY #15). rax holds -ENOSYS at entry (and at a seccomp stop); a stop
+        # with anything else while we think the tracee is outside a syscall is the exit of one we did not
+        # see begin (attached mid-syscall), as GET_SYSCALL_INFO would tell us.
+        if px.raw_ptrace(px.PTRACE_GETREGS, t.tid, None, self._regs_addr) < 0:
+            return
+        r = _REGS(self._regs)
+        rax = r[_RAX] - (1 << 64) if r[_RAX] >> 63 else r[_RAX]
+        if t.in_syscall:
+            self._exit(t, rax)
+        elif rax == -errno.ENOSYS:
+            nr = r[_ORIG_RAX]
+            self._entry(t, nr - (1 << 64) if nr >> 63 else nr,
+                        (r[_RDI], r[_RSI], r[_RDX], r[_R10], r[_R8], r[_R9]))
 
     def _entry(self, t: Tracee, nr: int, args: tuple[int, ...]) -> None:
         t.in_syscall = True
