@@ -89,9 +89,12 @@ class FtracePlan:
     events: tuple[EventPlan, ...]
     dynamic: tuple[DynamicEvent, ...]
     functions: FunctionPlan | None = None
+    user_stacks: bool = False  # options/userstacktrace in the instance (the kernel's frame-pointer walk)
 
     def artifacts(self) -> tuple[Artifact, ...]:
         out: list[Artifact] = []
+        if self.user_stacks:
+            out.append(Artifact("user stacks", "instances/unitrace-<PID>/options/userstacktrace: 1"))
         if self.functions is not None:
             where = "instances/unitrace-<PID>"
             out.append(Artifact(f"probe {self.functions.probe}: function tracer", "\n".join(
@@ -257,4 +260,7 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
                 events.append(plan)
             else:
                 raise UnitraceError(f"{point.span}: the ftrace backend cannot trace {point.kind} probes")
-    return FtracePlan(tuple(events), tuple(dynamic), functions)
+    from unitrace.model.probe import StackAction
+
+    ustack = any(isinstance(a, StackAction) and a.which in ("user", "both") for p in probes for a in p.actions)
+    return FtracePlan(tuple(events), tuple(dynamic), functions, ustack)

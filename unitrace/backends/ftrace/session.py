@@ -28,6 +28,8 @@ from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
 INSTANCE_PREFIX = "unitrace-"
+_TRACING_FRAMES = ("ftrace_syscall_", "trace_event_raw_event_", "__traceiter_", "perf_trace_", "__bpf_trace_",
+                   "event_triggers_call", "trace_event_buffer_commit")
 GROUP_PREFIX = "unitrace_"
 DEFAULT_BUFFER_KB = 16384  # per CPU; the 1.4 MiB default lost most of a fast workload (MACHINE notes)
 _COMMON = struct.Struct("<HBBi")
@@ -168,6 +170,7 @@ class _Pending:
     name: str
     raw: tuple[int, ...]
     kstack: list[Frame] | None = None
+    stack: list[Frame] | None = None
 
 
 @dataclass
@@ -202,10 +205,13 @@ class FtraceSession:
         self._unpackers: dict[int, object] = {}
         self._stack_id = -1
         self._function_id = -1
+        self._ustack_id = -1
+        self._ustack_decoder: RecordDecoder | None = None
+        self._maps: dict[int, object] = {}
         self._function_decoder: RecordDecoder | None = None
         self._stack_decoder: RecordDecoder | None = None
         self._pending: dict[int, _Pending] = {}
-        self._last_by_cpu: dict[int, Event] = {}
+        self._last_by_cpu: dict[int, Event | _Pending] = {}
         self._tgid: dict[int, int] = {}
         self._comm: dict[int, str] = {}
         self._clock_offset = 0
@@ -336,6 +342,13 @@ class FtraceSession:
             dec = RecordDecoder(fmt)
             self._handlers.by_id.setdefault(fmt.id, []).append((ev, dec))
             self._unpackers[fmt.id] = dec.fast
+        if self.plan.user_stacks:
+            fmt = parse_format(self.fs.read("events/ftrace/user_stack/format"), "ftrace")
+            self._ustack_id = fmt.id
+            self._ustack_decoder = RecordDecoder(fmt)
+            self._unpackers[fmt.id] = self._ustack_decoder.fast
+            self.fs.write(f"{self.instance}/options/userstacktrace", "1", what="user stack traces")
+            self._undo.append(lambda: self._quiet_write(f"{self.instance}/options/userstacktrace", "0"))
         if any(ev.stacktrace for ev in self.plan.events):
             fmt = parse_format(self.fs.read("events/ftrace/kernel_stack/format"), "ftrace")
             self._stack_id = fmt.id
@@ -457,6 +470,9 @@ class FtraceSession:
             if etype == self._stack_id:
                 self._attach_stack(page, off, cpu)
                 continue
+            if etype == self._ustack_id and self._ustack_decoder is not None:
+                self._attach_user_stack(self._ustack_decoder.decode(page, off), cpu)
+                continue
             if etype == self._function_id and self._function_decoder is not None:
                 out.append(self._function_event(self._function_decoder.decode(page, off), ts + offset, cpu,
                                                 values[3]))
@@ -479,14 +495,33 @@ class FtraceSession:
         count = max(0, min(n, (len(page) - off - f.offset) // 8))
         addrs = struct.unpack_from(f"<{count}Q", page, off + f.offset)
         frames = [kernel_symbolize(a) for a in addrs if a]
-        target = self._last_by_cpu.get(cpu)
-        pend = None
-        if target is None or target.kind is EventKind.SYSCALL_ENTER:
-            pend = next(iter(self._pending.values()), None)
+        # the first frames are the tracing machinery that took the stack, not the code being traced
+        while len(frames) > 1 and frames[0].symbol.startswith(_TRACING_FRAMES):
+            frames.pop(0)
+        target = self._last_by_cpu.get(cpu)  # the record it follows: an event, or a syscall entry
         if target is not None:
             target.kstack = frames
-        elif pend is not None:
-            pend.kstack = frames
+
+    def _attach_user_stack(self, values: dict[str, object], cpu: int) -> None:
+        """The kernel's user stack: its first address is where the thread entered the kernel (known); the
+        rest come from following frame pointers, which nothing verifies, so they are marked as guesses."""
+        from unitrace.events import Frame
+        from unitrace.stack.unwind import Maps, symbolize
+
+        tgid = int(values.get("tgid", 0))  # type: ignore[call-overload]
+        addrs = [a for a in values.get("caller", ()) if a and a != 0xFFFFFFFFFFFFFFFF]  # type: ignore[union-attr]
+        frames = [Frame(a, reliable=(i == 0), how="regs" if i == 0 else "fp") for i, a in enumerate(addrs)]
+        maps = self._maps.get(tgid)
+        if maps is None:
+            try:
+                maps = self._maps[tgid] = Maps.of(tgid)
+            except OSError:
+                maps = None
+        if maps is not None:
+            symbolize(frames, maps)  # type: ignore[arg-type]
+        target = self._last_by_cpu.get(cpu)  # the record it follows: an event, or a syscall entry
+        if target is not None and target.stack is None:
+            target.stack = frames
 
     def _function_event(self, values: dict[str, object], ts: int, cpu: int, tid: int) -> Event:
         from unitrace.symbols.kallsyms import kernel_symbolize
@@ -521,6 +556,13 @@ class FtraceSession:
                 comm = comm or saved_comm
             self._tgid[tid] = tgid
             self._comm[tid] = comm
+            if self.plan.user_stacks and tgid not in self._maps:
+                from unitrace.stack.unwind import Maps
+
+                try:  # while it lives: its mappings are needed to name its user frames later
+                    self._maps[tgid] = Maps.of(tgid)
+                except OSError:
+                    pass
         return tgid, self._comm.get(tid, "")
 
     def _saved_ident(self, tid: int) -> tuple[int, str]:
@@ -551,7 +593,8 @@ class FtraceSession:
             else:
                 name = plan.syscalls[0]
                 raw = values[5:]  # after the common header and __syscall_nr
-            self._pending[tid] = _Pending(ts, name, raw)
+            pend = self._pending[tid] = _Pending(ts, name, raw)
+            self._last_by_cpu[cpu] = pend  # type: ignore[assignment]
             return None
         pid, comm = self._ident(tid)
         if role == "exit":
@@ -564,7 +607,7 @@ class FtraceSession:
                              ret_text=self._ret_text(name, ret), errno=errno)
             args, ret_text, errno = self._decode_syscall(name, pend.raw, ret)
             return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm, args, pend.raw, ret,
-                         ret_text, errno, ts - pend.ts, kstack=pend.kstack)
+                         ret_text, errno, ts - pend.ts, stack=pend.stack, kstack=pend.kstack)
         if role == "tracepoint":
             fields = dec.decode(page, off) if dec.needs_page else dict(zip(dec.fast_names, values[4:], strict=True))
             if plan.system == "sched" and plan.event == "sched_process_exec":
