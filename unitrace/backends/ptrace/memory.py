@@ -1,7 +1,9 @@
 """Reading a stopped tracee's memory: process_vm_readv, falling back to PTRACE_PEEKDATA.
 
 Strings are read page by page, so one that ends just before an unmapped page (a guard page) is still
-read whole: a single read crossing into the unmapped page would fail as a whole. process_vm_readv can be
+read whole: a single read crossing into the unmapped page would fail as a whole. A string that runs into
+an unreadable page before its NUL (and before the display limit) is reported unreadable, as strace prints
+the address of such a string rather than its readable head. process_vm_readv can be
 refused where ptrace is not (some LSMs, old kernels): then PEEKDATA, one word at a time, decides.
 """
 
@@ -86,8 +88,10 @@ class TraceeMemory:
         while len(out) < want:
             chunk_len = min(PAGE - (a % PAGE), want - len(out))
             chunk = self.read(a, chunk_len)
-            if chunk is None:  # the chunk lies within one page: that page is unreadable
-                return out if out else None
+            if chunk is None:
+                # the chunk lies within one page, and that page is unreadable: the string ends in a hole
+                # before its NUL and before the limit. strace prints the address then, not a string.
+                return None
             nul = chunk.find(b"\0")
             if nul >= 0:
                 return out + chunk[:nul]
