@@ -36,6 +36,8 @@ class PtraceBackend:
         table = get_table()
         wanted = options.get("syscalls")
         names = frozenset(wanted) if isinstance(wanted, frozenset | set) else _syscalls(probes)  # type: ignore[arg-type]
+        if not names:  # probes not resolved to names (or none given): every syscall, as strace with no -e
+            names = frozenset(table.by_name)
         every = names >= frozenset(table.by_name)
         nrs = sorted(table.by_name[n].nr for n in names if n in table.by_name)
         prog = seccomp.build(nrs)

@@ -25,13 +25,15 @@ import contextlib
 import ctypes
 import errno
 import os
+import shutil
 import signal
 import stat
 import struct
 import sys
+import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ptrace import sys as px
@@ -87,6 +89,19 @@ def _tgid_of(tid: int) -> int:
     return tid
 
 
+def _find_command(name: str) -> str:
+    """The file execve gets, as strace and the shell find it: a name with a slash as given, else the first
+    match on PATH; not resolved further (execve of `sh` shows /usr/bin/sh, not the link's target)."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise TargetError(f"no such file: {name}")
+        return name
+    found = shutil.which(name)
+    if not found:
+        raise TargetError(f"command not found: {name}")
+    return found
+
+
 def _tracer_of(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
@@ -111,7 +126,10 @@ class PtraceSession:
         self.stats = SessionStats()
         self.table = get_table()
         fmt = options.get("format_options")
-        self.decoder = StraceDecoder(fmt if isinstance(fmt, FormatOptions) else FormatOptions())
+        fmt = fmt if isinstance(fmt, FormatOptions) else FormatOptions()
+        if options.get("need_decode") is False and fmt.decode:
+            fmt = replace(fmt, decode=False)  # counting only (-c): names, return values and times
+        self.decoder = StraceDecoder(fmt)
         names = program.data.get("syscalls")
         self.wanted: frozenset[int] | None = (frozenset(self.table.by_name[n].nr for n in names  # type: ignore[union-attr]
                                                         if n in self.table.by_name)
@@ -153,8 +171,6 @@ class PtraceSession:
 
     # ---- context manager ------------------------------------------------------------------------
     def __enter__(self) -> PtraceSession:
-        import threading
-
         self._thread = threading.get_ident()
         try:
             if self.target.command:
@@ -171,10 +187,8 @@ class PtraceSession:
 
     # ---- starting -------------------------------------------------------------------------------
     def _start_command(self) -> None:
-        from unitrace.symbols.elf import find_executable
-
         argv = list(self.target.command)
-        exe = find_executable(argv[0])
+        exe = _find_command(argv[0])
         if not os.access(exe, os.X_OK):
             raise TargetError(f"cannot execute {exe}: permission denied")
         filt = None
@@ -316,6 +330,10 @@ class PtraceSession:
         cont, step, seccomp = px.PTRACE_CONT, px.PTRACE_SYSCALL, self.use_seccomp
         tracees = self.tracees
         self._running = True
+        saved: dict[int, object] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.options.get("stop_signals") or ():  # type: ignore[attr-defined]
+                saved[signum] = signal.signal(signum, lambda n, _f: self.stop(n))
         try:
             while tracees and not self._stop:
                 try:
@@ -345,6 +363,8 @@ class PtraceSession:
             raise
         finally:
             self._running = False
+            for signum, old in saved.items():
+                signal.signal(signum, old)  # type: ignore[arg-type]
         self._flush()
         if self._stop and tracees:
             return self._finish_on_stop()
