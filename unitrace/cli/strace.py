@@ -482,6 +482,7 @@ class EventFilter:
         self.paths = {p for path in paths for p in (path, os.path.realpath(path))}
         self.fd_params = fd_params
         self.tracker = FdTracker() if paths else None
+        self._entry_kept: dict[int, bool] = {}
         self.filtered = 0
 
     def _touches_path(self, ev: object) -> bool:
@@ -513,9 +514,16 @@ class EventFilter:
                 if names is not None and ev.name not in names:
                     self.filtered += 1
                     continue
-                if self.tracker is not None and kind is not EventKind.SYSCALL_ENTER and not self._touches_path(ev):
-                    self.filtered += 1
-                    continue
+                if self.tracker is not None:
+                    # paths and descriptors are entry arguments: the entry decides, its exit follows it
+                    if kind is EventKind.SYSCALL_ENTER:
+                        keep = self._entry_kept[ev.tid] = self._touches_path(ev)
+                    else:
+                        entry = self._entry_kept.pop(ev.tid, None)
+                        keep = entry if entry is not None else self._touches_path(ev)
+                    if not keep:
+                        self.filtered += 1
+                        continue
             elif kind is EventKind.SIGNAL and signals is not None and ev.name not in signals:
                 continue
             out.append(ev)
@@ -544,7 +552,12 @@ def _check_backend(cfg: StraceConfig, probes: tuple) -> None:
 
     target = TraceTarget(command=tuple(cfg.command), pids=tuple(cfg.pids), follow_forks=cfg.follow > 0)
     # the planner's own refusal (no BPF here, no tracefs...) is the more useful message: it goes first
-    plan(ProbeProgram(probes=probes), target, facts_from_system(), cfg.backend)
+    try:
+        facts = facts_from_system()
+    except ImportError:
+        facts = None  # capability detection is not part of this build: our own answer still holds
+    if facts is not None:
+        plan(ProbeProgram(probes=probes), target, facts, cfg.backend)
     raise PlanError(f"unitrace strace runs on the ptrace backend only; the {cfg.backend} backend does not "
                     "decode arguments the way strace prints them",
                     hint=f"use `unitrace trace 'syscall:NAME' --backend {cfg.backend} -- CMD` for {cfg.backend}")
