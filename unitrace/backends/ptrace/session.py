@@ -667,8 +667,9 @@ class PtraceSession:
         self._closed = True
         try:
             if self.tracees:
-                self._detach_all()
-                self._flush()
+                # run() never ran or did not finish: end as on a stop request (a started command gets the
+                # signal, everything else is detached)
+                self._finish_on_stop()
         finally:
             fd = self._child_error_fd
             if fd is not None:
