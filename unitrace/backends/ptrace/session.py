@@ -50,6 +50,19 @@ _RAX, _ORIG_RAX = px.REG["rax"], px.REG["orig_rax"]
 _RDI, _RSI, _RDX, _R10, _R8, _R9 = (px.REG[n] for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 _STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 _EXIT_CALLS = frozenset({"exit", "exit_group"})
+# Calls that can sleep for long: with one tracee, their entry is shown (`read(0, `) when the tracer would
+# otherwise wait for them in silence. Announcing every call would cost an event per syscall, as most calls
+# are still running when the tracer first looks.
+_MAY_SLEEP = frozenset({
+    "read", "readv", "pread64", "preadv", "preadv2", "write", "writev", "pwrite64", "pwritev", "pwritev2",
+    "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg", "accept", "accept4", "connect",
+    "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2", "wait4", "waitid",
+    "nanosleep", "clock_nanosleep", "pause", "futex", "futex_waitv", "rt_sigsuspend", "rt_sigtimedwait",
+    "msgrcv", "msgsnd", "semop", "semtimedop", "mq_timedreceive", "mq_timedsend", "flock", "fcntl", "open",
+    "openat", "openat2", "ioctl", "io_getevents", "io_pgetevents", "io_uring_enter", "splice", "tee",
+    "sendfile", "copy_file_range", "fsync", "fdatasync", "sync", "syncfs", "sync_file_range", "vfork",
+    "execve", "execveat", "close", "sched_yield",
+})
 
 
 @dataclass(slots=True)
@@ -100,6 +113,14 @@ def _find_command(name: str) -> str:
     if not found:
         raise TargetError(f"command not found: {name}")
     return found
+
+
+def _state_of(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
+            return f.read().rpartition(b")")[2].split()[0].decode()
+    except (OSError, IndexError):
+        return ""
 
 
 def _tracer_of(pid: int) -> int:
@@ -153,6 +174,7 @@ class PtraceSession:
         self._closed = False
         self._child_error_fd: int | None = None
         self._hide_until_exec: int | None = None
+        self._unannounced: Tracee | None = None  # in a syscall whose entry was not handed over
         self._info_buf = ctypes.create_string_buffer(px.SYSCALL_INFO_SIZE)
         self._info_addr = ctypes.addressof(self._info_buf)
         self._info_view = memoryview(self._info_buf).cast("B")
@@ -265,8 +287,12 @@ class PtraceSession:
                     tracer = _tracer_of(pid)
                     why = os.strerror(-err)
                     if err == -errno.EPERM:
-                        why += f" (already traced by PID {tracer})" if tracer else \
-                            " (another user's process, or ptrace is restricted)"
+                        if tracer:
+                            why += f" (already traced by PID {tracer})"
+                        elif _state_of(tid) in ("Z", "X"):
+                            why = "it has exited"
+                        else:
+                            why += " (another user's process, or ptrace is restricted)"
                     raise TargetError(f"cannot attach to PID {pid}: {why}",
                                       hint="attach to your own processes, or run as root")
                 t = Tracee(tid, pid, attached_by_us=True)
@@ -337,9 +363,17 @@ class PtraceSession:
         try:
             while tracees and not self._stop:
                 try:
-                    pid, status = waitpid(-1, nohang) if self.batch else waitpid(-1, block)
+                    pid, status = waitpid(-1, nohang) if (self.batch or self._unannounced) \
+                        else waitpid(-1, block)
                     if pid == 0:
-                        self._flush()  # before blocking: lines of a sleeping tracee must not wait
+                        # about to block: a tracee asleep in a syscall shows `read(0, ` now, as strace
+                        # does, and nothing already seen waits for the next stop
+                        u = self._unannounced
+                        if u is not None:
+                            self._unannounced = None
+                            if u.in_syscall and not u.entry_emitted and u.call is not None and u.tid in tracees:
+                                self._emit_entry(u)
+                        self._flush()
                         if self._stop:
                             break
                         pid, status = waitpid(-1, block)
@@ -528,11 +562,17 @@ class PtraceSession:
         mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
         t.call = self.decoder.enter(t.tgid, nr, args, mem)
         if len(self.tracees) > 1 or (t.call.info is not None and t.call.info.name in _EXIT_CALLS):  # type: ignore[attr-defined]
-            info = t.call.info  # type: ignore[attr-defined]
-            self.batch.append(Event(EventKind.SYSCALL_ENTER, t.entry_wall, t.tgid, t.tid,
-                                    info.name if info else f"syscall_{nr:#x}", comm=self._comm_of(t.tgid),
-                                    args=t.call.entry_args(), raw_args=args))  # type: ignore[attr-defined]
-            t.entry_emitted = True
+            self._emit_entry(t)
+        elif t.call.info is not None and t.call.info.name in _MAY_SLEEP:  # type: ignore[attr-defined]
+            # one tracee: its line is handed over whole at exit, unless we block on it first (see run())
+            self._unannounced = t
+
+    def _emit_entry(self, t: Tracee) -> None:
+        info = t.call.info  # type: ignore[attr-defined]
+        self.batch.append(Event(EventKind.SYSCALL_ENTER, t.entry_wall, t.tgid, t.tid,
+                                info.name if info else f"syscall_{t.nr:#x}", comm=self._comm_of(t.tgid),
+                                args=t.call.entry_args(), raw_args=t.raw))  # type: ignore[attr-defined]
+        t.entry_emitted = True
 
     def _comm_of(self, tgid: int) -> str:
         name = self.comms.get(tgid)
@@ -542,6 +582,7 @@ class PtraceSession:
 
     def _exit(self, t: Tracee, rval: int) -> None:
         t.in_syscall = False
+        self._unannounced = None
         if t.skip:
             t.skip = False
             return
