@@ -178,6 +178,29 @@ def test_tracee_killed_mid_syscall(bins: Path) -> None:
     assert r.of(EventKind.EXIT)[0].fields["signal"] == "SIGKILL"
 
 
+def test_tracee_killed_while_group_stopped(bins: Path) -> None:
+    """RELIABILITY #10: SIGKILL reaches a tracee we hold in a group-stop (PTRACE_LISTEN)."""
+    exe = build("waiter", bins)
+    fired: list[int] = []
+
+    def on_batch(batch: list) -> None:
+        for e in batch:
+            if e.kind is EventKind.SYSCALL and e.name == "getppid" and not fired:
+                fired.append(e.pid)
+
+                def stop_then_kill(pid: int = e.pid) -> None:
+                    os.kill(pid, signal.SIGSTOP)
+                    while proc_state(pid)[0] != "t":
+                        time.sleep(0.005)
+                    os.kill(pid, signal.SIGKILL)
+                later(stop_then_kill)
+
+    r = trace([exe, "loop"], on_batch=on_batch)
+    assert r.status == 128 + 9
+    assert r.of(EventKind.EXIT)[0].fields["signal"] == "SIGKILL"
+    assert "SIGSTOP" in [e.name for e in r.of(EventKind.SIGNAL)]
+
+
 def test_nonexistent_command() -> None:
     with pytest.raises(TargetError, match="command not found: no-such-command-unitrace"):
         trace(["no-such-command-unitrace"])
@@ -238,6 +261,9 @@ def test_attach_sleeping_then_detach_restarts_the_syscall(waiter) -> None:
     p = waiter("read")
     r = trace(pids=(p.pid,), ready=lambda s: later(lambda: (time.sleep(0.1), s.stop())), follow_forks=False)
     assert proc_state(p.pid)[1] == 0
+    # the restarted read was announced while it slept (strace's `read(0, `), and never completed
+    (entry,) = r.of(EventKind.SYSCALL_ENTER, "read")
+    assert entry.args == ("0",) and not r.of(EventKind.SYSCALL, "read")
     assert p.stdin is not None
     p.stdin.write(b"\x07")
     p.stdin.flush()
@@ -251,7 +277,12 @@ def test_attach_group_stopped_stays_stopped(waiter) -> None:
     os.kill(p.pid, signal.SIGSTOP)
     while proc_state(p.pid)[0] != "T":
         time.sleep(0.005)
-    trace(pids=(p.pid,), ready=lambda s: later(lambda: (time.sleep(0.1), s.stop())), follow_forks=False)
+    r = trace(pids=(p.pid,), ready=lambda s: later(lambda: (time.sleep(0.1), s.stop())), follow_forks=False)
+    assert not r.of(EventKind.SYSCALL)  # it never ran while we held it
+    for _ in range(1000):  # detached, it goes back from the ptrace trap into its group-stop
+        if proc_state(p.pid) == ("T", 0):
+            break
+        time.sleep(0.005)
     assert proc_state(p.pid) == ("T", 0)
     os.kill(p.pid, signal.SIGCONT)
     while proc_state(p.pid)[0] == "T":
@@ -367,11 +398,13 @@ def _run_tracer(args: list[str], cmd: list[str], **kw: object) -> subprocess.Pop
                             cwd=str(Path(__file__).parent.parent), **kw)  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("seccomp", [False, True])
-def test_tracer_sigkilled(bins: Path, seccomp: bool) -> None:
-    """RELIABILITY #1 and #2: without the filter the tracee runs on untraced; with it, it is killed."""
+@pytest.mark.parametrize("seccomp,kill_on_exit", [(False, False), (True, False), (False, True)])
+def test_tracer_sigkilled(bins: Path, seccomp: bool, kill_on_exit: bool) -> None:
+    """RELIABILITY #1 and #2: without the filter the tracee runs on untraced; with it, or with
+    --kill-on-exit, it is killed."""
     exe = build("waiter", bins)
     args = ["--seccomp", "write,getppid,exit_group"] if seccomp else []
+    args += ["--kill-on-exit"] if kill_on_exit else []
     tracer = _run_tracer(args, [exe, "loop"], stdin=subprocess.DEVNULL)
     assert tracer.stdout is not None
     line = tracer.stdout.readline()
@@ -381,7 +414,7 @@ def test_tracer_sigkilled(bins: Path, seccomp: bool) -> None:
     tracer.kill()
     tracer.wait()
     try:
-        if seccomp:
+        if seccomp or kill_on_exit:
             for _ in range(1000):
                 if proc_state(pid)[0] in ("", "Z"):
                     break
