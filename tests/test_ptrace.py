@@ -169,7 +169,11 @@ def test_tracee_killed_mid_syscall(bins: Path) -> None:
     def on_batch(batch: list) -> None:
         for e in batch:
             if e.kind is EventKind.SYSCALL and e.name == "write":
-                later(lambda pid=e.pid: (time.sleep(0.05), os.kill(pid, signal.SIGKILL)))
+                def kill(pid: int = e.pid) -> None:
+                    while proc_state(pid)[0] != "S":  # asleep in pause()
+                        time.sleep(0.005)
+                    os.kill(pid, signal.SIGKILL)
+                later(kill)
 
     r = trace([exe, "pause"], on_batch=on_batch)
     assert r.status == 128 + 9
@@ -187,13 +191,14 @@ def test_tracee_killed_while_group_stopped(bins: Path) -> None:
         for e in batch:
             if e.kind is EventKind.SYSCALL and e.name == "getppid" and not fired:
                 fired.append(e.pid)
-
-                def stop_then_kill(pid: int = e.pid) -> None:
-                    os.kill(pid, signal.SIGSTOP)
+                os.kill(e.pid, signal.SIGSTOP)
+            elif e.kind is EventKind.SIGNAL and e.name == "SIGSTOP":
+                # delivered: from here the tracee sits in its group-stop ('t', held with PTRACE_LISTEN)
+                def kill(pid: int = e.pid) -> None:
                     while proc_state(pid)[0] != "t":
                         time.sleep(0.005)
                     os.kill(pid, signal.SIGKILL)
-                later(stop_then_kill)
+                later(kill)
 
     r = trace([exe, "loop"], on_batch=on_batch)
     assert r.status == 128 + 9
