@@ -200,7 +200,7 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
                 if hasattr(sink, "merge_kernel_rows"):
                     sink.merge_kernel_rows(rows)
         stats.filtered += router.filtered
-        if stopper is not None and stopper.received is not None and not target.command:
+        if stopper is not None and stopper.received is not None:
             status = 128 + stopper.received
     for sink in sinks:
         sink.close(stats)

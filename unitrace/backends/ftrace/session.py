@@ -31,7 +31,8 @@ INSTANCE_PREFIX = "unitrace-"
 _TRACING_FRAMES = ("ftrace_syscall_", "trace_event_raw_event_", "__traceiter_", "perf_trace_", "__bpf_trace_",
                    "event_triggers_call", "trace_event_buffer_commit")
 GROUP_PREFIX = "unitrace_"
-DEFAULT_BUFFER_KB = 16384  # per CPU; the 1.4 MiB default lost most of a fast workload (MACHINE notes)
+DEFAULT_BUFFER_KB = 16384
+MAX_PAGES_PER_PASS = 256  # per CPU; the 1.4 MiB default lost most of a fast workload (MACHINE notes)
 _COMMON = struct.Struct("<HBBi")
 
 
@@ -410,7 +411,7 @@ class FtraceSession:
             if done:
                 break
         self._quiet_write(f"{self.instance}/tracing_on", "0")
-        self._drain()
+        self._drain(bounded=False)
         self._read_stats()
         if self._held is not None:
             if self._held.poll() is None and self._stop:
@@ -441,11 +442,13 @@ class FtraceSession:
             lost += n
         self.stats.lost = lost
 
-    def _drain(self) -> None:
+    def _drain(self, bounded: bool = True) -> None:
+        """Read what the per-CPU buffers hold. Bounded while tracing (so a stop request is seen under any
+        load), complete at the end (tracing is off then, so it ends)."""
         batch: list[Event] = []
         for fd in self._fds:
             cpu = self._cpu_of[fd]
-            while True:
+            for _ in range(MAX_PAGES_PER_PASS if bounded else 1 << 62):
                 try:
                     page = os.read(fd, 4096)
                 except BlockingIOError:

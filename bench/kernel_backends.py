@@ -1,0 +1,146 @@
+"""What tracing costs on the kernel backends, next to bpftrace and a plain trace_pipe reader.
+
+Workloads: a 200k-getppid loop and 50k open/fstat/close (C). Variants, each run in alternation with the
+others (bench/harness.py): untraced; bpftrace counting in the kernel; unitrace counting in the kernel (bpf);
+bpftrace printf per event; unitrace streaming every syscall, decoded, to a JSON-lines file (bpf, ftrace);
+a plain Python reader of raw_syscalls through trace_pipe (the anchor for the ftrace backend). Printed: median
+wall time, ratio to untraced, µs added per syscall, and for each unitrace stream the events written and lost
+(one extra run with the stats line read back). No thresholds: read the ratios.
+
+    python bench/kernel_backends.py [RUNS] [WORKLOAD ...]      (as root)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BUILD = HERE / "_build"
+sys.path.insert(0, str(HERE.parent))
+
+C_SOURCES = {
+    "getppid_loop": r"""
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) { for (int i = 0; i < 200000; i++) syscall(SYS_getppid); return 0; }
+""",
+    "open_fstat_close": r"""
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    struct stat st;
+    for (int i = 0; i < 50000; i++) { int fd = open("/etc/hostname", O_RDONLY); fstat(fd, &st); close(fd); }
+    return 0;
+}
+""",
+}
+
+# The anchor: what a plain Python reader of tracefs costs (an instance of our own, raw_syscalls scoped to
+# the command with set_event_pid, every line of trace_pipe read and counted).
+TRACE_PIPE_READER = r"""
+import os, subprocess, sys, threading
+T = "/sys/kernel/tracing"; I = f"{T}/instances/unitrace-bench-anchor-{os.getpid()}"
+os.mkdir(I)
+def w(p, s):
+    fd = os.open(f"{I}/{p}", os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC); os.write(fd, s.encode()); os.close(fd)
+try:
+    w("buffer_size_kb", "32768")
+    r, wfd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(wfd); os.read(r, 1); os.execv(sys.argv[1], sys.argv[1:]); os._exit(127)
+    os.close(r)
+    w("set_event_pid", str(child)); w("options/event-fork", "1")
+    w("events/raw_syscalls/sys_enter/enable", "1"); w("events/raw_syscalls/sys_exit/enable", "1")
+    count = [0]
+    pipe = open(f"{I}/trace_pipe", "rb", buffering=1 << 20)
+    def reader():
+        for line in pipe:
+            count[0] += 1
+    t = threading.Thread(target=reader, daemon=True); t.start()
+    os.close(wfd)
+    os.waitpid(child, 0)
+    w("tracing_on", "0")
+finally:
+    try:
+        w("events/enable", "0")
+    except OSError:
+        pass
+    import time
+    for _ in range(100):
+        try:
+            os.rmdir(I); break
+        except OSError:
+            time.sleep(0.05)
+"""
+
+
+def build() -> dict[str, list[str]]:
+    BUILD.mkdir(exist_ok=True)
+    out: dict[str, list[str]] = {}
+    for name, src in C_SOURCES.items():
+        c, exe = BUILD / f"{name}.c", BUILD / name
+        if not exe.exists() or not c.exists() or c.read_text() != src:
+            c.write_text(src)
+            subprocess.run(["gcc", "-O2", "-o", str(exe), str(c)], check=True)
+        out[name] = [str(exe)]
+    return out
+
+
+def variants(argv: list[str]) -> dict[str, list[str]]:
+    ut = [sys.executable, "-m", "unitrace", "trace"]
+    cmd = " ".join(argv)
+    v = {"untraced": argv}
+    if shutil.which("bpftrace"):
+        v["bpftrace count"] = ["bpftrace", "-q", "-e",
+                               "tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @ = count(); }", "-c", cmd]
+        v["bpftrace printf"] = ["sh", "-c", "exec bpftrace -q -e 'tracepoint:raw_syscalls:sys_enter /pid == cpid/ "
+                                f"{{ printf(\"%d\\n\", args->id); }}' -c '{cmd}' >/dev/null"]
+    v["unitrace bpf count"] = [*ut, "syscall:* { count() }", "--backend", "bpf", "-o", "/dev/null", "--", *argv]
+    v["unitrace bpf stream"] = [*ut, "syscall:*", "--backend", "bpf", "--json", "-o", "/dev/null", "--", *argv]
+    v["trace_pipe reader"] = [sys.executable, "-c", TRACE_PIPE_READER, *argv]
+    v["unitrace ftrace stream"] = [*ut, "syscall:*", "--backend", "ftrace", "--json", "-o", "/dev/null", "--",
+                                   *argv]
+    return v
+
+
+def stream_stats(backend: str, argv: list[str]) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "events.jsonl"
+        subprocess.run([sys.executable, "-m", "unitrace", "trace", "syscall:*", "--backend", backend, "--json",
+                        "-o", str(out), "--", *argv], check=False, capture_output=True)
+        if not out.exists():
+            return {}
+        last = out.read_text().splitlines()[-1]
+        return json.loads(last)
+
+
+def main() -> None:
+    from bench.harness import compare, report
+
+    if os.geteuid() != 0:
+        raise SystemExit("the kernel backends need root")
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    wanted = sys.argv[2:]
+    print(f"kernel: {os.uname().release}, cpus: {os.cpu_count()}, runs per variant: {runs}")
+    for name, argv in build().items():
+        if wanted and name not in wanted:
+            continue
+        syscalls = {"getppid_loop": 200_000, "open_fstat_close": 150_000}[name]
+        print(f"\n== {name}: about {syscalls} syscalls ==")
+        result = compare(name, variants(argv), runs=runs, events=syscalls)
+        report([result], baseline="untraced")
+        for backend in ("bpf", "ftrace"):
+            stats = stream_stats(backend, argv)
+            print(f"  unitrace {backend} stream: {stats.get('events')} events written, {stats.get('lost')} lost")
+
+
+if __name__ == "__main__":
+    main()
