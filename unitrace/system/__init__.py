@@ -1,5 +1,5 @@
-"""Capability detection: what this machine can trace (`unitrace doctor`, the planner)."""
+"""What this machine can trace (`unitrace doctor`, the planner) and the tracefs helpers every backend uses."""
 
-from unitrace.system.caps import Capability, detect
+from unitrace.system.caps import Capabilities, Capability, detect
 
-__all__ = ["Capability", "detect"]
+__all__ = ["Capabilities", "Capability", "detect"]
