@@ -127,7 +127,7 @@ def test_save_jsonl_and_chrome_round_trip(tmp_path):
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert n == len(events) == len(lines)
     first_err = next(json.loads(line) for line in lines if '"errno"' in line)
-    assert first_err["errno"] == 2 and first_err["ret_text"].startswith("-1 ENOENT")
+    assert first_err["errno"] == "ENOENT" and first_err["ret_text"].startswith("-1 ENOENT")  # the jsonl schema
     with_stack = next(json.loads(line) for line in lines if '"stack"' in line)
     assert any(f["reliable"] is False for f in with_stack["stack"])
     save(str(tmp_path / "out.json"), events, {})

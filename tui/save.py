@@ -8,7 +8,8 @@ import os
 from collections.abc import Iterable
 
 from unitrace.errors import UnitraceError
-from unitrace.events import Event, EventKind, Frame
+from unitrace.events import Event, EventKind
+from unitrace.sinks.jsonl import event_to_dict
 
 FORMATS = {"jsonl": "JSON lines", "chrome": "Chrome/Perfetto trace"}
 
@@ -17,43 +18,11 @@ def format_for(path: str) -> str:
     return "chrome" if path.endswith(".json") else "jsonl"
 
 
-def _frame(f: Frame) -> dict[str, object]:
-    out: dict[str, object] = {"address": f.address, "reliable": f.reliable}
-    for key in ("symbol", "offset", "module", "file", "line", "how"):
-        value = getattr(f, key)
-        if value:
-            out[key] = value
-    return out
-
-
 def event_record(ev: Event, probe_names: dict[int, str]) -> dict[str, object]:
-    rec: dict[str, object] = {"ts_ns": ev.ts_ns, "kind": ev.kind.name.lower(), "pid": ev.pid, "tid": ev.tid,
-                              "comm": ev.comm, "name": ev.name}
+    """The JSON-lines schema every sink writes (unitrace.sinks.jsonl), with the probe named."""
+    rec = event_to_dict(ev)
     if ev.probe >= 0:
         rec["probe"] = probe_names.get(ev.probe, ev.probe)
-    if ev.cpu >= 0:
-        rec["cpu"] = ev.cpu
-    if ev.args:
-        rec["args"] = list(ev.args)
-    if ev.raw_args:
-        rec["raw_args"] = list(ev.raw_args)
-    if ev.ret is not None:
-        rec["ret"] = ev.ret
-    if ev.ret_text:
-        rec["ret_text"] = ev.ret_text
-    if ev.errno:
-        rec["errno"] = ev.errno
-    if ev.duration_ns is not None:
-        rec["duration_ns"] = ev.duration_ns
-    if ev.stack:
-        rec["stack"] = [_frame(f) for f in ev.stack]
-    if ev.kstack:
-        rec["kstack"] = [_frame(f) for f in ev.kstack]
-    if ev.fields:
-        rec["fields"] = {k: v if isinstance(v, (int, float, str, bool, list)) else str(v)
-                         for k, v in ev.fields.items()}
-    if ev.text:
-        rec["text"] = ev.text
     return rec
 
 
