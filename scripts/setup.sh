@@ -5,7 +5,9 @@
 # success; on failure it names the step and shows the end of that step's log.
 #
 #   scripts/setup.sh            set up (or check) everything
-#   scripts/setup.sh --guest    also the packages of the QEMU guest stage (qemu, a Debian kernel, busybox)
+#   scripts/setup.sh --no-guest skip the packages of the QEMU guest stage (qemu, a Debian kernel, busybox),
+#                               whose tests then skip with the reason; --guest, or UNITRACE_SETUP_GUEST=0/1,
+#                               decide it either way
 #   UNITRACE_SETUP_VERBOSE=1    say what each step does
 #
 # The venv is built from Debian's /usr/bin/python3, not whatever `python3` is first on PATH: Debian's
@@ -20,11 +22,15 @@ PYTHON="${UNITRACE_PYTHON:-/usr/bin/python3}"
 LOG="$(mktemp -t unitrace-setup.XXXXXX)"
 trap 'rm -f "$LOG"' EXIT
 VERBOSE="${UNITRACE_SETUP_VERBOSE:-0}"
-WANT_GUEST=0
+# The QEMU guest stage's packages: part of every setup (CI runs the guest stage: tests/test_guest_stage.py);
+# --no-guest leaves them out on machines that only want the host backends.
+GUEST_BY_DEFAULT=1
+WANT_GUEST="${UNITRACE_SETUP_GUEST:-$GUEST_BY_DEFAULT}"
 for arg in "$@"; do
     case "$arg" in
         --guest) WANT_GUEST=1 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --no-guest) WANT_GUEST=0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -51,9 +57,10 @@ KREL="$(uname -r)"
 # ------------------------------------------------------------------ system packages
 BASE_PACKAGES=(python3 python3-venv gcc make libc6-dev strace ltrace bpftrace bpfcc-tools python3-bpfcc
                "linux-headers-$ARCH" trace-cmd bpftool gdb tmux)
-# For the QEMU guest stage (a Debian 6.1 kernel with kprobes and the function tracer): see MACHINE notes in
-# docs/setup.md. Behind a flag because they are large and only the guest tests need them.
-GUEST_PACKAGES=(qemu-system-x86 "linux-image-$ARCH" busybox-static)
+# For the QEMU guest stage (a Debian 6.1 kernel with kprobes and the function tracer; docs/setup.md): the
+# emulator, the guest kernel (its headers come with linux-headers-$ARCH above), static busybox for the
+# initramfs, and what tests/guest/guest.py builds that initramfs with (modprobe, zstd, cpio).
+GUEST_PACKAGES=(qemu-system-x86 "linux-image-$ARCH" busybox-static kmod zstd cpio)
 
 missing_packages() {
     local pkg
