@@ -10,7 +10,54 @@ _NET_TABLES = (("tcp", "TCP"), ("tcp6", "TCPv6"), ("udp", "UDP"), ("udp6", "UDPv
 
 
 class ProcFdDescriber:
-    """Implements decode.api.FdDescriber from procfs; no caching, since fds change between calls."""
+    """Implements decode.api.FdDescriber from procfs. What a descriptor refers to is read anew at every
+    call (fds change between calls, and a seccomp-filtered trace does not see every close or dup2);
+    only facts tied to a socket inode, which never changes its protocol, are cached."""
+
+    def __init__(self) -> None:
+        self._netlink: dict[int, int] = {}  # socket inode -> NETLINK_* protocol
+
+    def socket_inode(self, pid: int, fd: int) -> int | None:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            return None
+        m = _SOCKET.fullmatch(target)
+        return int(m.group(1)) if m else None
+
+    def netlink_protocol(self, pid: int, fd: int) -> int | None:
+        """The NETLINK_* protocol of a netlink socket, None for anything else."""
+        inode = self.socket_inode(pid, fd)
+        if inode is None:
+            return None
+        proto = self._netlink.get(inode)
+        if proto is None:
+            row = self._netlink_row(pid, inode)
+            if row is None:
+                return None
+            proto = self._netlink[inode] = row[0]
+        return proto
+
+    def note_netlink_socket(self, pid: int, fd: int, proto: int) -> None:
+        """socket(AF_NETLINK, ..., proto) returned fd: an unbound netlink socket is not yet listed in
+        /proc/net/netlink, so remember its protocol by inode."""
+        inode = self.socket_inode(pid, fd)
+        if inode is not None:
+            self._netlink[inode] = proto
+
+    @staticmethod
+    def _netlink_row(pid: int, inode: int) -> tuple[int, int] | None:
+        """(protocol, port id) from /proc/PID/net/netlink (columns: sk Eth Pid Groups ... Inode)."""
+        try:
+            with open(f"/proc/{pid}/net/netlink", encoding="ascii", opener=_cloexec) as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) > 9 and cols[9] == str(inode):
+                        return int(cols[1]), int(cols[2])
+        except OSError:
+            pass
+        return None
 
     def describe(self, pid: int, fd: int, detail: int) -> str | None:
         try:
@@ -24,6 +71,16 @@ class ProcFdDescriber:
         return target
 
     def _socket_details(self, pid: int, inode: int) -> str | None:
+        row = self._netlink_row(pid, inode)
+        if row is not None:
+            from unitrace.decode.netlink_tables import NETLINK_FAMILIES
+
+            proto, port = row
+            self._netlink[inode] = proto
+            name = NETLINK_FAMILIES.get(proto, str(proto))
+            return f"NETLINK:[{name}:{port}]" if port else f"NETLINK:[{inode}]"
+        if inode in self._netlink:  # created by a socket() we saw, not bound yet
+            return f"NETLINK:[{inode}]"
         for table, label in _NET_TABLES:
             try:
                 with open(f"/proc/{pid}/net/{table}", encoding="ascii", opener=_cloexec) as f:
@@ -31,7 +88,7 @@ class ProcFdDescriber:
                     for line in f:
                         cols = line.split()
                         if len(cols) > 9 and cols[9] == str(inode):
-                            return f"{label}:[{_addr(cols[1])}->{_addr(cols[2])}]"
+                            return f"{label}:[{_endpoints(cols[1], cols[2], inode)}]"
             except OSError:
                 continue
         try:
@@ -62,3 +119,16 @@ def _addr(hexaddr: str) -> str:
     import ipaddress
 
     return f"[{ipaddress.IPv6Address(words)}]:{p}"
+
+
+def _endpoints(local: str, remote: str, inode: int) -> str:
+    """strace's -yy text: `local->remote` when connected, `local` when only bound, else the inode."""
+    if not _is_zero(remote):
+        return f"{_addr(local)}->{_addr(remote)}"
+    if not _is_zero(local):
+        return _addr(local)
+    return str(inode)
+
+
+def _is_zero(hexaddr: str) -> bool:
+    return not hexaddr.replace(":", "").strip("0")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+from unitrace.decode import msghdr as M
 from unitrace.decode import structs as S
 from unitrace.decode import xlat_data as X
 from unitrace.decode.signals import signal_name
@@ -398,7 +399,13 @@ def socket(d):  # type: ignore[no-untyped-def]
         if fam in (2, 10):
             return X.IPPROTO.format(p, x)
         return str(p)
-    return [(d.xl(0, X.ADDRESS_FAMILIES), ENTRY), (typ, ENTRY), (proto, ENTRY)]
+    plain_ret = d._ret_fd if d.opts.decode_fds else d._ret_default
+
+    def ret(c: Call) -> str:
+        if c.args[0] & 0xFFFF == 16 and c.ret >= 0:
+            d.sockets.note_netlink_socket(c.pid, c.ret, c.args[2] & 0xFFFFFFFF)
+        return plain_ret(c)
+    return [(d.xl(0, X.ADDRESS_FAMILIES), ENTRY), (typ, ENTRY), (proto, ENTRY)], ret
 
 
 def _sockaddr_in(d: StraceDecoder, i: int, len_i: int):  # type: ignore[no-untyped-def]
@@ -411,8 +418,29 @@ def connect(d):  # type: ignore[no-untyped-def]
 
 
 def sendto(d):  # type: ignore[no-untyped-def]
-    return [(d.fd(0), ENTRY), (d.buf_in(1, 2), ENTRY), (_dec(2), ENTRY), (d.xl(3, X.MSG_FLAGS), ENTRY),
+    def data(c: Call, m) -> str:  # type: ignore[no-untyped-def]
+        return M.socket_data(d, c, m, c.args[1], c.args[2])
+    return [(d.fd(0), ENTRY), (data, ENTRY), (_dec(2), ENTRY), (d.xl(3, X.MSG_FLAGS), ENTRY),
             (_sockaddr_in(d, 4, 5), ENTRY), (_dec(5), ENTRY)]
+
+
+def sendmsg(d):  # type: ignore[no-untyped-def]
+    return [(d.fd(0), ENTRY), ((lambda c, m: M.msghdr_text(d, c, m, c.args[1], None)), ENTRY),
+            (d.xl(2, X.MSG_FLAGS), ENTRY)]
+
+
+def recvmsg(d):  # type: ignore[no-untyped-def]
+    def keep_namelen(c: Call, m) -> None:  # type: ignore[no-untyped-def]
+        raw = m.read(c.args[1] + 8, 4) if c.args[1] else None
+        c.priv = s32(int.from_bytes(raw, "little")) if raw else None
+
+    def msg(c: Call, m) -> str:  # type: ignore[no-untyped-def]
+        return M.msghdr_text(d, c, m, c.args[1], c.ret, c.priv)  # type: ignore[arg-type]
+
+    def failed(c: Call) -> str:
+        return f"{{msg_namelen={c.priv}}}" if c.priv is not None else S.ptr(c.args[1])
+    msg.on_error = failed  # type: ignore[attr-defined]
+    return [(keep_namelen, ENTRY), (d.fd(0), ENTRY), (msg, EXIT), (d.xl(2, X.MSG_FLAGS), ENTRY)]
 
 
 def recvfrom(d):  # type: ignore[no-untyped-def]
@@ -430,7 +458,9 @@ def recvfrom(d):  # type: ignore[no-untyped-def]
             return "NULL"
         raw = m.read(c.args[5], 4)
         return f"[{int.from_bytes(raw, 'little')}]" if raw else S.ptr(c.args[5])
-    return [(d.fd(0), ENTRY), (d.buf_out(1), EXIT), (_dec(2), ENTRY), (d.xl(3, X.MSG_FLAGS), ENTRY),
+    def data(c: Call, m) -> str:  # type: ignore[no-untyped-def]
+        return M.socket_data(d, c, m, c.args[1], min(c.ret, c.args[2]))
+    return [(d.fd(0), ENTRY), (_indexed(1, data), EXIT), (_dec(2), ENTRY), (d.xl(3, X.MSG_FLAGS), ENTRY),
             (_indexed(4, addr), EXIT), (_indexed(5, addrlen), EXIT)]
 
 
@@ -511,7 +541,7 @@ OVERRIDES = {
     "pipe2": pipe2, "pipe": pipe, "fcntl": fcntl, "lseek": lseek, "futex": futex, "getrandom": getrandom,
     "rseq": rseq, "readlink": readlink, "readlinkat": readlinkat, "getcwd": getcwd, "uname": uname,
     "getdents64": getdents64, "socket": socket, "connect": connect, "bind": connect, "sendto": sendto,
-    "recvfrom": recvfrom, "mkdir": mkdir, "mkdirat": mkdirat, "unlinkat": unlinkat,
+    "recvfrom": recvfrom, "sendmsg": sendmsg, "recvmsg": recvmsg, "mkdir": mkdir, "mkdirat": mkdirat, "unlinkat": unlinkat,
     "clock_gettime": clock_gettime, "clock_getres": clock_gettime, "clock_nanosleep": clock_nanosleep,
     "prctl": prctl, "epoll_ctl": epoll_ctl, "dup2": dup2, "exit_group": exit_group, "ioctl": ioctl, "exit": exit_group,
 }

@@ -169,7 +169,7 @@ def sockaddr_text(mem: Memory, addr: int, length: int, opts: FormatOptions) -> s
         return f"{{{fam_text}, sun_path={quote(path, opts.hex_strings)}}}"
     if fam == 16 and len(raw) >= 12:
         pid, groups = struct.unpack_from("<II", raw, 4)
-        return f"{{{fam_text}, nl_pid={pid}, nl_groups={groups:#010x}}}"
+        return f"{{{fam_text}, nl_pid={pid}, nl_groups={groups:08x}}}"
     return f"{{{fam_text}, sa_data={quote(raw[2:], opts.hex_strings)}}}"
 
 

@@ -41,7 +41,7 @@ _NO_RETURN = frozenset({"exit", "exit_group"})
 class Call:
     """One syscall in flight (decode.api.DecodedCall)."""
 
-    __slots__ = ("args", "entry", "info", "mem_ok", "pid", "ret", "spec")
+    __slots__ = ("args", "entry", "info", "mem_ok", "pid", "priv", "ret", "spec")
 
     def __init__(self, info: SyscallInfo | None, spec: Spec, pid: int, args: tuple[int, ...]) -> None:
         self.info = info
@@ -50,6 +50,7 @@ class Call:
         self.args = args
         self.ret = 0
         self.entry: list[str | None] = []
+        self.priv: object = None  # what an entry formatter keeps for the exit (recvmsg's msg_namelen)
 
     def entry_args(self) -> tuple[str, ...]:
         out = []
@@ -91,6 +92,35 @@ class StraceDecoder:
             self.fds = ProcFdDescriber()
         self._specs: dict[int, Spec] = {}
         self._raw_spec = Spec("", [], self._ret_default)
+        self._sockets = None  # a ProcFdDescriber for netlink detection, made on first socket I/O
+        self._netlink = None
+
+    # ---- shared helpers for formatters ---------------------------------------------------------
+    @property
+    def sockets(self):  # type: ignore[no-untyped-def]
+        """The procfs socket lookup (the -y describer when it is one, else a private one)."""
+        if self._sockets is None:
+            from unitrace.decode.fds import ProcFdDescriber
+            self._sockets = self.fds if isinstance(self.fds, ProcFdDescriber) else ProcFdDescriber()
+        return self._sockets
+
+    def netlink_protocol(self, pid: int, fd: int) -> int | None:
+        """The NETLINK_* protocol when fd is a netlink socket, else None."""
+        return self.sockets.netlink_protocol(pid, fd) if fd >= 0 else None
+
+    @property
+    def netlink(self):  # type: ignore[no-untyped-def]
+        if self._netlink is None:
+            from unitrace.decode.netlink import NetlinkFormatter
+            self._netlink = NetlinkFormatter(self.opts)
+        return self._netlink
+
+    def fd_text(self, pid: int, fd: int) -> str:
+        """A descriptor number with its -y/-yy description."""
+        if self.fds is None or not self.opts.decode_fds or fd < 0:
+            return str(fd)
+        desc = self.fds.describe(pid, fd, self.opts.decode_fds)
+        return f"{fd}<{desc}>" if desc else str(fd)
 
     # ---- protocol -----------------------------------------------------------------------------
     def enter(self, pid: int, nr: int, args: tuple[int, ...], mem: Memory) -> Call:
@@ -145,6 +175,9 @@ class StraceDecoder:
     @staticmethod
     def _failed_out(call: Call, fmt: Fmt) -> str | None:
         """Out-arguments of a failed call are printed as the bare pointer, as strace does."""
+        on_error = getattr(fmt, "on_error", None)
+        if on_error is not None:
+            return on_error(call)
         idx = getattr(fmt, "arg_index", None)
         if idx is None:
             return None

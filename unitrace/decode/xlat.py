@@ -43,7 +43,7 @@ class Enum:
         name = self.names.get(v)
         if xlat == "raw":
             return f"{v:#x}" if v else "0"
-        raw = f"{v:#x}" if self.hex_unknown else str(v)
+        raw = f"{v:#x}" if self.hex_unknown and v else str(v)  # C's %#x prints 0 as "0"
         if name is None:
             return f"{raw} /* {self.unknown} */"
         if xlat == "verbose":

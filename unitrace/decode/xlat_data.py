@@ -4,6 +4,8 @@ Order is strace's printing order."""
 
 from __future__ import annotations
 
+# one address-family table (strace's addrfams: unknown as `0x2e /* AF_??? */`)
+from unitrace.decode.netlink_tables import ADDRESS_FAMILIES as ADDRESS_FAMILIES
 from unitrace.decode.xlat import enum, flags
 
 OPEN_ACCMODE = enum([(0, "O_RDONLY"), (1, "O_WRONLY"), (2, "O_RDWR"), (3, "O_ACCMODE")], "O_???")
@@ -106,9 +108,6 @@ EPOLL_CTL = enum([(1, "EPOLL_CTL_ADD"), (2, "EPOLL_CTL_DEL"), (3, "EPOLL_CTL_MOD
 EPOLL_CREATE_FLAGS = flags([(0o2000000, "EPOLL_CLOEXEC")])
 PIPE_FLAGS = flags([(0o4000, "O_NONBLOCK"), (0o40000, "O_DIRECT"), (0o2000000, "O_CLOEXEC")])
 
-ADDRESS_FAMILIES = enum([(0, "AF_UNSPEC"), (1, "AF_UNIX"), (2, "AF_INET"), (10, "AF_INET6"),
-                         (16, "AF_NETLINK"), (17, "AF_PACKET"), (38, "AF_ALG"), (40, "AF_VSOCK"),
-                         (44, "AF_XDP")], "AF_???", hex_unknown=False)
 SOCK_TYPES = enum([(1, "SOCK_STREAM"), (2, "SOCK_DGRAM"), (3, "SOCK_RAW"), (4, "SOCK_RDM"),
                    (5, "SOCK_SEQPACKET"), (6, "SOCK_DCCP"), (10, "SOCK_PACKET")], "SOCK_???")
 SOCK_FLAGS = flags([(0o2000000, "SOCK_CLOEXEC"), (0o4000, "SOCK_NONBLOCK")])
