@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 
 from unitrace.system.caps import Capabilities, Capability
 
@@ -67,25 +68,34 @@ def summary(caps: Capabilities) -> str:
     return "not available: " + ", ".join(f"{c.name} ({c.status})" for c in missing)
 
 
-def cleanup(say: object = print) -> list[str]:
-    """Reap what dead sessions left (the ftrace backend knows its own objects and who is alive)."""
+def cleanup(say: Callable[[str], None] = print) -> list[str]:
+    """Reap what dead sessions left: the ftrace backend knows its own objects and which sessions live; the
+    `unitrace-doctor-PID` instances of a doctor that died mid-check are removed here."""
     from unitrace.backends.ftrace.session import reap_stale
     from unitrace.backends.ftrace.tracefs import Tracefs
     from unitrace.system import tracefs
+    from unitrace.system.caps import remove_instance
     from unitrace.system.leftovers import find_leftovers
 
     root = tracefs.find_tracefs()
     if root is None:
-        print("tracefs is not mounted: nothing to clean up")
+        say("tracefs is not mounted: nothing to clean up")
         return []
     reaped = reap_stale(Tracefs(root))
+    for item in find_leftovers(root):
+        pid = item.owner_pid
+        if item.kind == "instance" and item.name.startswith("unitrace-doctor-") and pid is not None \
+                and pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            remove_instance(root / "instances" / item.name)
+            reaped.append(str(item))
     for item in reaped:
-        print(f"removed {item}")
+        say(f"removed {item}")
     remaining = find_leftovers(root)
     for item in remaining:
-        print(f"kept {item} (its session, PID {item.owner_pid}, is still running)")
+        who = f"PID {item.owner_pid} is still running" if item.owner_pid is not None else "no PID in its name"
+        say(f"kept {item} ({who}; remove it by hand if it is stale)")
     if not reaped and not remaining:
-        print("no unitrace instances or dynamic events in tracefs")
+        say("no unitrace instances or dynamic events in tracefs")
     return reaped
 
 

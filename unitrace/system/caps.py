@@ -214,10 +214,10 @@ def try_tracer(tracer: str) -> Capability:
     else:
         return _yes(name)
     finally:
-        _remove_instance(inst)
+        remove_instance(inst)
 
 
-def _remove_instance(inst: Path) -> None:
+def remove_instance(inst: Path) -> None:
     """rmdir the instance; back to nop first, and retry while the kernel still holds it busy."""
     try:
         tracefs.write(inst / "current_tracer", "nop", truncate=True)
