@@ -31,6 +31,13 @@ def _norm(line: str, pids: set[str]) -> str:
 
 
 def _compare(tmp_path: Path, prog: str, strace_flags: list[str], options: FormatOptions) -> None:
+    theirs, ours = _run_both(tmp_path, prog, strace_flags, options)
+    diff = "\n".join(difflib.unified_diff(theirs, ours, "strace", "unitrace", lineterm="", n=1))
+    assert theirs == ours, diff
+
+
+def _run_both(tmp_path: Path, prog: str, strace_flags: list[str],
+              options: FormatOptions) -> tuple[list[str], list[str]]:
     exe = tmp_path / prog
     subprocess.run(["gcc", "-O0", "-o", str(exe), str(PROGS / f"{prog}.c")], check=True)
     out = tmp_path / "strace.txt"
@@ -43,10 +50,7 @@ def _compare(tmp_path: Path, prog: str, strace_flags: list[str], options: Format
     finally:
         os.chdir(old)
     pids = {m.group(1) for ln in theirs_raw + ours_raw for m in [re.match(r"(?:getpid|set_tid_address)\(.*= (\d+)$", ln)] if m}
-    theirs = [_norm(ln, pids) for ln in theirs_raw]
-    ours = [_norm(ln, pids) for ln in ours_raw]
-    diff = "\n".join(difflib.unified_diff(theirs, ours, "strace", "unitrace", lineterm="", n=1))
-    assert theirs == ours, diff
+    return [_norm(ln, pids) for ln in theirs_raw], [_norm(ln, pids) for ln in ours_raw]
 
 
 def test_calls_default(tmp_path: Path) -> None:
@@ -71,3 +75,17 @@ def test_calls_verbose(tmp_path: Path) -> None:
 
 def test_calls_fds(tmp_path: Path) -> None:
     _compare(tmp_path, "calls", ["-y"], FormatOptions(decode_fds=1))
+
+
+# tests/progs/decode/io.c: msghdr with SCM_RIGHTS/SCM_CREDENTIALS, poll/ppoll, epoll, pselect6, statx,
+# sendfile, prctl, futex, socketpair, setsockopt
+@pytest.mark.parametrize(("flags", "options"), [
+    ([], FormatOptions()),
+    (["-v"], FormatOptions(verbose=True)),
+    (["-y"], FormatOptions(decode_fds=1)),
+    (["-X", "raw"], FormatOptions(xlat="raw")),
+    (["-X", "verbose"], FormatOptions(xlat="verbose")),
+    (["-xx", "-s", "4"], FormatOptions(hex_strings=2, string_limit=4)),
+], ids=["default", "v", "y", "Xraw", "Xverbose", "xx-s4"])
+def test_io(tmp_path: Path, flags: list[str], options: FormatOptions) -> None:
+    _compare(tmp_path, "io", flags, options)

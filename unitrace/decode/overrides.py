@@ -11,15 +11,13 @@ import struct
 from unitrace.decode import msghdr as M
 from unitrace.decode import structs as S
 from unitrace.decode import xlat_data as X
-from unitrace.decode.signals import signal_name
+from unitrace.decode.signals import signal_name, signal_text
 from unitrace.decode.strings import format_cstring
 from unitrace.decode.syscall import ENTRY, EXIT, Call, StraceDecoder, _dec, _hex, _indexed, _octal, s32, s64
 
 
 def _sig(d: StraceDecoder, i: int):  # type: ignore[no-untyped-def]
-    if d.opts.xlat == "raw":
-        return lambda c, m: str(s32(c.args[i]))
-    return lambda c, m: signal_name(s32(c.args[i]))
+    return lambda c, m: signal_text(s32(c.args[i]), d.opts.xlat)
 
 
 def _open_flags(d: StraceDecoder, i: int):  # type: ignore[no-untyped-def]
@@ -32,7 +30,7 @@ def _open_flags(d: StraceDecoder, i: int):  # type: ignore[no-untyped-def]
         acc = X.OPEN_ACCMODE.format(v & 3, "abbrev")
         rest = v & ~3
         text = acc if not rest else f"{acc}|{X.OPEN_FLAGS.format(rest, 'abbrev')}"
-        return f"{v:#x} /* {text} */" if xlat == "verbose" else text
+        return f"{v:#x} /* {text} */".replace("0x0 /*", "0 /*") if xlat == "verbose" else text
     return fmt
 
 
@@ -109,7 +107,8 @@ def mmap(d):  # type: ignore[no-untyped-def]
             return f"{v:#x}"
         t = X.MAP_TYPE.format(v & 0xF, "abbrev")
         rest = v & ~0xF
-        return t if not rest else f"{t}|{X.MAP_FLAGS.format(rest, 'abbrev')}"
+        text = t if not rest else f"{t}|{X.MAP_FLAGS.format(rest, 'abbrev')}"
+        return f"{v:#x} /* {text} */" if xlat == "verbose" else text
     return [(_hex(0), ENTRY), (_dec(1), ENTRY), (d.xl(2, X.PROT), ENTRY), (flags, ENTRY),
             (d.fd(4), ENTRY), ((lambda c, m: S.ptr(c.args[5]) if c.args[5] else "0"), ENTRY)]
 
@@ -545,3 +544,7 @@ OVERRIDES = {
     "clock_gettime": clock_gettime, "clock_getres": clock_gettime, "clock_nanosleep": clock_nanosleep,
     "prctl": prctl, "epoll_ctl": epoll_ctl, "dup2": dup2, "exit_group": exit_group, "ioctl": ioctl, "exit": exit_group,
 }
+
+from unitrace.decode.overrides_io import OVERRIDES_IO  # noqa: E402 (it reuses socket() from here)
+
+OVERRIDES.update(OVERRIDES_IO)

@@ -113,3 +113,11 @@ def format_siginfo(raw: bytes, syscall_name=None) -> str:
         (addr,) = struct.unpack_from("<Q", raw, 16)
         parts.append(f"si_addr={_ptr(addr)}")
     return "{" + ", ".join(parts) + "}"
+
+
+def signal_text(sig: int, xlat: str) -> str:
+    """A signal number as strace's printsignal under -X (raw: the number; verbose: number and name)."""
+    if xlat == "raw":
+        return str(sig)
+    name = signal_name(sig)
+    return f"{sig} /* {name} */" if xlat == "verbose" and not name.isdigit() else name

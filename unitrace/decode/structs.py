@@ -23,6 +23,8 @@ def ptr(v: int) -> str:
 def mode_text(mode: int, xlat: str = "abbrev") -> str:
     if xlat == "raw":
         return f"0{mode:o}" if mode else "0"
+    if xlat == "verbose":
+        return f"0{mode:o} /* {mode_text(mode)} */" if mode else "0"
     fmt = mode & 0o170000
     rest = mode & 0o7777
     name = X.S_IFMT.names.get(fmt)
@@ -84,10 +86,12 @@ def _rlim(v: int, xlat: str = "abbrev") -> str:
     if xlat == "raw":
         return str(v)
     if v == RLIM_INFINITY:
-        return "RLIM64_INFINITY"
-    if v and v % 1024 == 0:
-        return f"{v // 1024}*1024"
-    return str(v)
+        text = "RLIM64_INFINITY"
+    elif v and v % 1024 == 0:
+        text = f"{v // 1024}*1024"
+    else:
+        return str(v)
+    return f"{v} /* {text} */" if xlat == "verbose" else text
 
 
 def rlimit_text(mem: Memory, addr: int, xlat: str = "abbrev") -> str:
@@ -105,10 +109,11 @@ def sigset_bits(mask: int, nsig: int = 64, xlat: str = "abbrev") -> str:
     if xlat == "raw":
         return "[" + " ".join(str(s) for s in range(1, nsig + 1) if mask >> (s - 1) & 1) + "]"
     bits = [s for s in range(1, nsig + 1) if mask >> (s - 1) & 1]
+    name = _sig_short if xlat != "verbose" else (lambda s: f"{s} /* {_sig_short(s)} */")
     if len(bits) > nsig // 2:
         missing = [s for s in range(1, nsig + 1) if not mask >> (s - 1) & 1]
-        return "~[" + " ".join(_sig_short(s) for s in missing) + "]"
-    return "[" + " ".join(_sig_short(s) for s in bits) + "]"
+        return "~[" + " ".join(name(s) for s in missing) + "]"
+    return "[" + " ".join(name(s) for s in bits) + "]"
 
 
 def _sig_short(s: int) -> str:

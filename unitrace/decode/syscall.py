@@ -254,12 +254,13 @@ class StraceDecoder:
     def dirfd(self, i: int) -> Fmt:
         plain = self.fd(i)
         raw = self.opts.xlat == "raw"
+        verbose = self.opts.xlat == "verbose"
 
         fds, detail = self.fds, self.opts.decode_fds
 
         def fmt(c: Call, m: Memory) -> str:
             if s32(c.args[i]) == X.AT_FDCWD:
-                text = "-100" if raw else "AT_FDCWD"
+                text = "-100" if raw else "-100 /* AT_FDCWD */" if verbose else "AT_FDCWD"
                 if fds is not None and detail:
                     try:
                         import os
