@@ -91,10 +91,11 @@ class NetlinkFormatter:
         hexed = quote(raw, 0, force_hex=True)
         if self.xlat == "raw":
             return hexed
+        hx = self.opts.hex_strings
         if family == 2:
-            text = f'inet_addr("{socket.inet_ntop(socket.AF_INET, raw)}")'
+            text = f"inet_addr({quote(socket.inet_ntop(socket.AF_INET, raw).encode(), hx)})"
         else:
-            text = f'inet_pton(AF_INET6, "{socket.inet_ntop(socket.AF_INET6, raw)}")'
+            text = f"inet_pton(AF_INET6, {quote(socket.inet_ntop(socket.AF_INET6, raw).encode(), hx)})"
         return f"{hexed} /* {text} */" if self.xlat == "verbose" else text
 
     # ---- messages -----------------------------------------------------------------------------
@@ -258,6 +259,9 @@ class NetlinkFormatter:
         return f"{prefix}{raw} /* {name} */" if self.xlat == "verbose" else prefix + name
 
     def nla_str(self, data: bytes) -> str:
+        if self.opts.hex_strings >= 2:
+            # strace's -xx quotes every byte, the terminating NUL too, and then marks the string unfinished
+            return quote(data[: self.limit], 2) + "..."
         s = data[:-1] if data.endswith(b"\0") else data
         s = s.split(b"\0", 1)[0]
         if len(s) > self.limit:

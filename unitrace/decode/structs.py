@@ -173,7 +173,7 @@ def sockaddr_text(mem: Memory, addr: int, length: int, opts: FormatOptions) -> s
         path = path.split(b"\0", 1)[0]
         return f"{{{fam_text}, sun_path={quote(path, opts.hex_strings)}}}"
     if fam == 16 and len(raw) >= 12:
-        pid, groups = struct.unpack_from("<II", raw, 4)
+        pid, groups = struct.unpack_from("<iI", raw, 4)  # strace prints the port id signed
         return f"{{{fam_text}, nl_pid={pid}, nl_groups={groups:08x}}}"
     return f"{{{fam_text}, sa_data={quote(raw[2:], opts.hex_strings)}}}"
 
