@@ -67,7 +67,7 @@ class ProcFdDescriber:
         if detail >= 2:
             m = _SOCKET.fullmatch(target)
             if m:
-                return self._socket_details(pid, int(m.group(1))) or target
+                return self._socket_details(pid, int(m.group(1))) or _proto_name(pid, fd, m.group(1)) or target
         return target
 
     def _socket_details(self, pid: int, inode: int) -> str | None:
@@ -132,3 +132,13 @@ def _endpoints(local: str, remote: str, inode: int) -> str:
 
 def _is_zero(hexaddr: str) -> bool:
     return not hexaddr.replace(":", "").strip("0")
+
+
+def _proto_name(pid: int, fd: int, inode: str) -> str | None:
+    """`UDPv6:[inode]` for a socket no /proc/net table lists yet (unbound): the kernel names the
+    protocol in the socket's system.sockprotoname attribute, as strace reads it."""
+    try:
+        name = os.getxattr(f"/proc/{pid}/fd/{fd}", "system.sockprotoname").rstrip(b"\0").decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return f"{name}:[{inode}]" if name else None
