@@ -67,21 +67,26 @@ class ProcFdDescriber:
         if detail >= 2:
             m = _SOCKET.fullmatch(target)
             if m:
-                return self._socket_details(pid, int(m.group(1))) or _proto_name(pid, fd, m.group(1)) or target
+                return self._socket_details(pid, fd, int(m.group(1))) or target
         return target
 
-    def _socket_details(self, pid: int, inode: int) -> str | None:
-        row = self._netlink_row(pid, inode)
-        if row is not None:
-            from unitrace.decode.netlink_tables import NETLINK_FAMILIES
+    def _socket_details(self, pid: int, fd: int, inode: int) -> str | None:
+        # the socket's protocol name picks the one /proc/net table to read (reading them all costs ms)
+        proto = _proto_name(pid, fd)
+        if proto == "NETLINK" or proto is None:
+            row = self._netlink_row(pid, inode)
+            if row is not None:
+                from unitrace.decode.netlink_tables import NETLINK_FAMILIES
 
-            proto, port = row
-            self._netlink[inode] = proto
-            name = NETLINK_FAMILIES.get(proto, str(proto))
-            return f"NETLINK:[{name}:{port}]" if port else f"NETLINK:[{inode}]"
-        if inode in self._netlink:  # created by a socket() we saw, not bound yet
-            return f"NETLINK:[{inode}]"
+                family, port = row
+                self._netlink[inode] = family
+                name = NETLINK_FAMILIES.get(family, str(family))
+                return f"NETLINK:[{name}:{port}]" if port else f"NETLINK:[{inode}]"
+            if proto == "NETLINK" or inode in self._netlink:  # not bound yet
+                return f"NETLINK:[{inode}]"
         for table, label in _NET_TABLES:
+            if proto is not None and proto != label:
+                continue
             try:
                 with open(f"/proc/{pid}/net/{table}", encoding="ascii", opener=_cloexec) as f:
                     next(f, None)
@@ -91,17 +96,18 @@ class ProcFdDescriber:
                             return f"{label}:[{_endpoints(cols[1], cols[2], inode)}]"
             except OSError:
                 continue
-        try:
-            with open(f"/proc/{pid}/net/unix", encoding="ascii", opener=_cloexec) as f:
-                next(f, None)
-                for line in f:
-                    cols = line.split()
-                    if len(cols) > 6 and cols[6] == str(inode):
-                        path = cols[7] if len(cols) > 7 else ""
-                        return f"UNIX:[{inode}{',' + path if path else ''}]"
-        except OSError:
-            pass
-        return None
+        if proto in (None, "UNIX"):
+            try:
+                with open(f"/proc/{pid}/net/unix", encoding="ascii", opener=_cloexec) as f:
+                    next(f, None)
+                    for line in f:
+                        cols = line.split()
+                        if len(cols) > 6 and cols[6] == str(inode):
+                            path = cols[7] if len(cols) > 7 else ""
+                            return f"UNIX:[{inode}{',' + path if path else ''}]"
+            except OSError:
+                pass
+        return f"{proto}:[{inode}]" if proto else None
 
 
 def _cloexec(path: str, flags: int) -> int:
@@ -134,11 +140,11 @@ def _is_zero(hexaddr: str) -> bool:
     return not hexaddr.replace(":", "").strip("0")
 
 
-def _proto_name(pid: int, fd: int, inode: str) -> str | None:
-    """`UDPv6:[inode]` for a socket no /proc/net table lists yet (unbound): the kernel names the
-    protocol in the socket's system.sockprotoname attribute, as strace reads it."""
+def _proto_name(pid: int, fd: int) -> str | None:
+    """The kernel's protocol name of a socket (`TCP`, `UDPv6`, `UNIX`, `NETLINK`), from its
+    system.sockprotoname attribute as strace reads it."""
     try:
         name = os.getxattr(f"/proc/{pid}/fd/{fd}", "system.sockprotoname").rstrip(b"\0").decode()
     except (OSError, UnicodeDecodeError):
         return None
-    return f"{name}:[{inode}]" if name else None
+    return name or None
