@@ -1,191 +1,147 @@
-"""Fixtures and checks shared by the whole test suite.
+"""Fixtures every test module may use, and the session-end hygiene check.
 
-- `tracefs`: the tracefs mount point; mounted here when it is not (as root), skipped with the reason only
-  where the kernel has none.
-- `@pytest.mark.requires("bpf", "uprobes", ...)`: skip, printing unitrace.system's reason, only when
-  `unitrace.system.detect()` says the capability is absent on this machine.
-- `build_c`: compile a C source (string or file) with gcc into a session temp dir, cached by content.
-- At the end of the session, the run FAILS if this run left kernel state behind: a tracefs instance or a
-  dynamic event named `unitrace*`, or a process of ours stuck in ptrace-stop (`t`).
+- `tracefs`: the tracefs mount point (mounted here if it is not; skipped with the reason only where the
+  kernel has none or we may not mount it).
+- `@pytest.mark.requires("bpf", ...)`: skip with unitrace.system's own reason, only where that capability is
+  absent (on this project's machines ptrace, tracefs, syscall events, tracepoints, uprobes and BPF exist, so
+  such tests run).
+- `build_c(source, name=..., flags=...)`: compile a C source (text or path) with gcc into the session's temp
+  directory, cached by content and flags; returns the binary's path.
+- At session end the run FAILS if a `unitrace*` tracefs instance or dynamic event appeared during it and its
+  owner is gone (or is this process), or if a process this run started is left in a ptrace-stop.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from unitrace.system import tracefs as tracefs_helpers
+from unitrace.system.leftovers import Leftover, find_leftovers
+
+HYGIENE = pytest.StashKey[set[str]]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires(*caps): skip unless unitrace.system.detect() has every "
-                            "capability (names as in `unitrace doctor`)")
+    config.addinivalue_line("markers", "requires(*caps): skip unless unitrace.system detects every capability "
+                            "named (the skip prints its reason)")
 
 
-# ---------------------------------------------------------------- capability markers
-
-def missing_capability(names: Sequence[str]) -> str | None:
-    """The first of `names` this machine lacks, as "NAME: reason", or None when it has them all."""
+def _missing(caps: tuple[str, ...]) -> list[str]:
     from unitrace.system import detect
 
-    caps = detect()
-    for name in names:
-        cap = caps.get(name)
-        if cap is None:
-            raise pytest.UsageError(f"requires({name!r}): no such capability; known: {', '.join(caps)}")
-        if not cap.available:
-            return f"{name} is not available here ({cap.status}): {cap.reason}"
-    return None
+    found = detect()
+    return [f"{cap}: {found.why_not(cap)}" for cap in caps if not found.has(cap)]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        names = [n for mark in item.iter_markers("requires") for n in mark.args]
-        if names and (why := missing_capability(names)):
-            item.add_marker(pytest.mark.skip(reason=why))
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("requires"):
+        if not mark.args:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.requires needs capability names")
+        missing = _missing(tuple(mark.args))
+        if missing:
+            pytest.skip("needs " + "; ".join(missing))
 
-
-# ---------------------------------------------------------------- tracefs
 
 @pytest.fixture(scope="session")
 def tracefs() -> Path:
-    """Where tracefs is mounted; mounts it when it is not (root only), skips only where that is impossible."""
+    """Where tracefs is mounted, mounting it when it is not (root only)."""
     from unitrace.errors import UnitraceError
-    from unitrace.system import tracefs as tfs
 
-    found = tfs.find_tracefs()
-    if found is not None:
-        return found
     try:
-        return tfs.mount_tracefs()
+        return tracefs_helpers.mount_tracefs()
     except UnitraceError as exc:
-        pytest.skip(f"tracefs: {exc}")
+        pytest.skip(f"tracefs: {exc.message}")
 
-
-# ---------------------------------------------------------------- C programs
 
 @pytest.fixture(scope="session")
 def build_c(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """build_c(source, name="prog", flags=("-O0", "-g")) -> path of the executable.
+    """Compile C with gcc once per (source, flags) for the whole session."""
+    out_dir = tmp_path_factory.mktemp("build_c")
+    cache: dict[str, Path] = {}
 
-    `source` is C text or a Path to a .c file. Identical source and flags compile once per session."""
-    gcc = shutil.which("gcc")
-    out_dir = tmp_path_factory.mktemp("c-programs")
-    built: dict[str, Path] = {}
-
-    def build(source: str | Path, name: str = "prog", flags: Sequence[str] = ("-O0", "-g")) -> Path:
-        if gcc is None:
-            pytest.fail("gcc is not installed (scripts/setup.sh installs it)")
-        text = source.read_text() if isinstance(source, Path) else source
-        key = hashlib.sha256("\0".join([text, name, *flags]).encode()).hexdigest()[:16]
-        if key in built:
-            return built[key]
-        src = out_dir / f"{name}-{key}.c"
-        exe = out_dir / f"{name}-{key}"
-        src.write_text(text)
-        proc = subprocess.run([gcc, *flags, "-o", str(exe), str(src)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.fail(f"gcc failed on {name}:\n{proc.stderr}")
-        built[key] = exe
-        return exe
+    def build(source: str | Path, name: str = "prog", flags: tuple[str, ...] = ("-O1", "-g")) -> Path:
+        text = Path(source).read_text() if isinstance(source, Path) else source
+        key = hashlib.sha256("\0".join((text, name, *flags)).encode()).hexdigest()[:16]
+        if key not in cache:
+            src = out_dir / f"{name}-{key}.c"
+            binary = out_dir / f"{name}-{key}"
+            src.write_text(text)
+            proc = subprocess.run(["gcc", *flags, "-o", str(binary), str(src), "-pthread"],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                pytest.fail(f"gcc failed on {name}:\n{proc.stderr}", pytrace=False)
+            cache[key] = binary
+        return cache[key]
 
     return build
 
 
-# ---------------------------------------------------------------- leftovers at the end of the session
+# ---------------------------------------------------------------- session-end hygiene
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, pgrp) of a process, or None when it is gone."""
+def _alive(pid: int | None) -> bool:
+    return pid is not None and os.path.exists(f"/proc/{pid}")
+
+
+def stray_leftovers(before: set[str], now: list[Leftover], me: int) -> list[Leftover]:
+    """Leftovers that appeared during the run and that nobody alive owns (or that this process owns).
+
+    A leftover owned by a live other process may belong to another test run on the same machine."""
+    return [x for x in now if str(x) not in before and (x.owner_pid == me or not _alive(x.owner_pid))]
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of a process from /proc/PID/stat, or None when it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode(errors="replace")
+        raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return fields[0], int(fields[1]), int(fields[2])
+    fields = raw[raw.rindex(")") + 2:].split()
+    return fields[0], int(fields[1])
 
 
-def _tracer_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _all_pids() -> list[int]:
-    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        st = _stat(pid)
-        if st is not None:
-            children.setdefault(st[1], []).append(pid)
-    out, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
-
-
-def stopped_tracees_of_ours() -> list[str]:
-    """Processes in ptrace-stop that this test run started: our descendants, traced by us or a descendant,
-    or in our process group (orphans are reparented to init but keep the group)."""
-    me = os.getpid()
-    ours = _descendants(me) | {me}
-    group = os.getpgrp()
-    found = []
-    for pid in _all_pids():
-        st = _stat(pid)
-        if st is None or st[0] != "t":
-            continue
-        tracer = _tracer_of(pid)
-        if pid in ours or tracer in ours or st[2] == group:
-            found.append(f"process {pid} is in ptrace-stop (tracer PID {tracer or 'none'})")
-    return found
-
-
-def _alive(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}")
-
-
-def kernel_leftovers_of_ours(before: set[str]) -> list[str]:
-    """unitrace tracefs instances and dynamic events that appeared during this run and are not owned by a
-    running process of someone else's (other test runs share this machine's tracefs)."""
-    from unitrace.system.leftovers import find_leftovers
-
-    me = os.getpid()
-    ours = _descendants(me) | {me}
+def stopped_descendants(root: int) -> list[int]:
+    """Processes below `root` (children, grandchildren...) in a ptrace-stop (state `t`)."""
+    parents: dict[int, int] = {}
+    states: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _stat(int(entry))) is not None:
+            states[int(entry)], parents[int(entry)] = st
     out = []
-    for item in find_leftovers():
-        if str(item) in before:
+    for pid, state in states.items():
+        if state != "t":
             continue
-        owner = item.owner_pid
-        if owner is not None and owner not in ours and _alive(owner):
-            continue  # a session of another process still running: not ours to judge
-        gone = "" if owner is None or _alive(owner) else " (gone)"
-        out.append(f"{item} (owner PID {owner}{gone})")
+        p = parents.get(pid, 0)
+        while p > 1 and p != root:
+            p = parents.get(p, 0)
+        if p == root:
+            out.append(pid)
     return out
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _nothing_left_behind() -> object:
-    from unitrace.system.leftovers import find_leftovers
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[HYGIENE] = {str(x) for x in find_leftovers()}
 
-    before = {str(item) for item in find_leftovers()}
-    yield
-    problems = kernel_leftovers_of_ours(before) + stopped_tracees_of_ours()
-    if problems:
-        pytest.fail("this test run left kernel state behind (`unitrace doctor --cleanup` removes stale "
-                    "tracefs objects):\n  " + "\n  ".join(problems), pytrace=False)
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if HYGIENE not in session.config.stash or hasattr(session.config, "workerinput"):
+        return
+    problems = [f"{x} remains in tracefs (owner PID {x.owner_pid} is gone)"
+                for x in stray_leftovers(session.config.stash[HYGIENE], find_leftovers(), os.getpid())]
+    problems += [f"process {pid} started by this run is left in a ptrace-stop" for pid in
+                 stopped_descendants(os.getpid())]
+    if not problems:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    text = "unitrace hygiene check FAILED:\n" + "\n".join(f"  {p}" for p in problems)
+    if reporter is not None:
+        reporter.write_sep("=", "unitrace hygiene", red=True)
+        reporter.write_line(text)
+    else:
+        print(text)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

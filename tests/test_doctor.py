@@ -1,204 +1,226 @@
-"""unitrace.system capability detection and `unitrace doctor`, checked against what the kernel shows directly."""
+"""Capability detection and `unitrace doctor`: each answer checked against an independent look at the
+kernel (bpftool, our own tries in a separately named instance, /proc), both as root and as an unprivileged
+user, and the CLI's table and JSON."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from unitrace.system import caps as capsmod
+from unitrace.system import caps as caps_mod
 from unitrace.system import detect
 from unitrace.system import tracefs as tfs
 from unitrace.system.leftovers import find_leftovers, owner_of, parse_dynamic_events
 
-PLANNER_KEYS = {"ptrace", "root", "tracefs", "syscall_events", "tracepoints", "uprobes", "kprobes",
-                "function_tracer", "bpf", "bcc", "perf_breakpoints"}
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = list(caps_mod.checks())
 
 
-def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "unitrace", "doctor", *args], capture_output=True, text=True,
-                          timeout=120)
+def _cli(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "unitrace.cli.main", *args]
+    if user:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--inh-caps=-all", *argv]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/", check=False, timeout=120)
 
 
-def _dead_pid() -> int:
-    """A PID that belonged to a process which has exited (and been reaped)."""
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
-# ---------------------------------------------------------------- pure parsing
-
-def test_kernel_config_parsing() -> None:
-    cfg = capsmod.parse_kernel_config("CONFIG_A=y\n# CONFIG_KPROBES is not set\nCONFIG_S=\"x y\"\n# comment\n")
-    assert cfg == {"CONFIG_A": "y", "CONFIG_KPROBES": "n", "CONFIG_S": '"x y"'}
-
-
-def test_tracefs_mounts_parsing_unescapes_and_keeps_order() -> None:
-    text = ("sysfs /sys sysfs rw 0 0\n"
-            "nodev /sys/kernel/tracing tracefs rw 0 0\n"
-            "nodev /mnt/my\\040trace tracefs rw 0 0\n"
-            "debugfs /sys/kernel/debug debugfs rw 0 0\n")
-    assert tfs.tracefs_mounts(text) == [Path("/sys/kernel/tracing"), Path("/mnt/my trace")]
-    assert tfs.tracefs_mounts("proc /proc proc rw 0 0\n") == []
-
-
-def test_dynamic_events_and_owner_parsing() -> None:
-    text = "p:unitrace_12_2/open do_sys_openat2 dfd=%di\nu:uprobes/x /bin/true:0x10\nr:kp/ret f\n\n"
-    assert parse_dynamic_events(text) == [("unitrace_12_2", "open"), ("uprobes", "x"), ("kp", "ret")]
-    assert owner_of("unitrace-1234") == 1234
-    assert owner_of("unitrace-doctor-99") == 99
-    assert owner_of("unitrace_77_3") == 77
-    assert owner_of("unitrace-test") is None
-
-
-# ---------------------------------------------------------------- detection against the kernel's own view
-
-def test_detect_has_every_planner_key_with_a_reason_for_each_no() -> None:
-    caps = detect()
-    assert set(caps) >= PLANNER_KEYS
-    assert detect() is caps  # cached per process
-    for name, cap in caps.items():
-        assert cap.name == name
+def test_every_capability_has_a_state_and_every_no_a_reason(tracefs: Path) -> None:
+    found = detect()
+    assert list(found) == NAMES
+    for cap in found.values():
         assert cap.status in ("yes", "no", "refused")
         assert cap.available == (cap.status == "yes")
         if not cap.available:
-            assert cap.reason, f"{name} says no without a reason"
-            assert "check itself failed" not in cap.reason, cap.reason
+            assert cap.reason, cap
+            assert "check itself failed" not in cap.reason, cap
 
 
-def test_root_and_tracefs_agree_with_the_kernel() -> None:
-    caps = detect()
-    assert caps["root"].available == (os.geteuid() == 0)
-    mounted = tfs.tracefs_mounts(Path("/proc/mounts").read_text())
-    assert caps["tracefs"].available == (bool(mounted) and os.access(mounted[0], os.W_OK))
-    assert tfs.find_tracefs() in (mounted[0] if mounted else None, *mounted)
+def test_tracefs_entries_match_the_mounted_tree(tracefs: Path) -> None:
+    found = detect()
+    assert found.has("tracefs") and str(tracefs) in found["tracefs"].reason
+    assert found.has("kprobes") == (tracefs / "kprobe_events").exists()
+    assert found.has("uprobes") == (tracefs / "uprobe_events").exists()
+    assert found.has("syscall_events") == (tracefs / "events/syscalls").is_dir()
+    if not found.has("kprobes") and caps_mod.kernel_config():
+        assert caps_mod.kernel_config().get("CONFIG_KPROBES", "n") == "n"
+        assert "CONFIG_KPROBES" in found["kprobes"].reason
 
 
-def test_tracefs_entries_agree_with_the_files(tracefs: Path) -> None:
-    caps = detect()
-    assert caps["uprobes"].available == (tracefs / "uprobe_events").exists()
-    assert caps["kprobes"].available == (tracefs / "kprobe_events").exists()
-    assert caps["syscall_events"].available == (tracefs / "events/syscalls").is_dir()
-    assert caps["instances"].available == (tracefs / "instances").is_dir()
-    if not caps["kprobes"].available and capsmod.kernel_config().get("CONFIG_KPROBES", "n") == "n":
-        assert "CONFIG_KPROBES" in caps["kprobes"].reason
-
-
-def test_function_tracer_verdict_matches_a_real_attempt(tracefs: Path) -> None:
-    """Try it ourselves in our own instance: doctor must say what the kernel says."""
-    cap = detect()["function_tracer"]
-    if "function" not in tracefs.joinpath("available_tracers").read_text().split():
+@pytest.mark.parametrize("tracer", ["function", "function_graph"])
+def test_tracer_state_matches_our_own_try(tracefs: Path, tracer: str) -> None:
+    """An independent try in an instance of the test's own; the top-level instance is never touched."""
+    name = "function_tracer" if tracer == "function" else tracer
+    cap = detect()[name]
+    listed = tracer in (tracefs / "available_tracers").read_text().split()
+    if not listed:
         assert cap.status == "no"
         return
     inst = tracefs / "instances" / f"unitrace-test-{os.getpid()}"
-    os.mkdir(inst)
+    inst.mkdir()
     try:
         try:
-            tfs.write(inst / "current_tracer", "function", truncate=True)
+            tracefs_helpers_write(inst / "current_tracer", tracer)
             expected = "yes"
         except OSError as exc:
             expected = "refused" if exc.errno == errno.EPERM else "no"
+        tracefs_helpers_write(inst / "current_tracer", "nop")
     finally:
-        capsmod.remove_instance(inst)
+        inst.rmdir()
     assert cap.status == expected, cap
     if expected == "refused":
         assert "EPERM" in cap.reason
 
 
-def test_a_bpf_program_loads_where_doctor_says_bpf() -> None:
-    """Cross-check with bpftool, an independent loader (when installed)."""
-    cap = detect()["bpf"]
-    if os.geteuid() != 0:
-        pytest.skip("bpftool feature probing needs root")
-    proc = subprocess.run(["bpftool", "feature", "probe", "kernel"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"bpftool is not usable here: {proc.stderr.strip()[:200]}")
-    assert ("bpf() syscall is available" in proc.stdout) == cap.available, (cap, proc.stdout[:400])
-
-
-def test_detection_leaves_no_instance_behind(tracefs: Path) -> None:
-    capsmod.try_tracer("function")
-    capsmod.try_tracer("function_graph")
-    mine = [i for i in find_leftovers(tracefs) if i.owner_pid == os.getpid()]
-    assert mine == []
-
-
-# ---------------------------------------------------------------- tracefs helpers
-
-def test_write_appends_where_python_append_mode_fails(tracefs: Path) -> None:
-    inst = tracefs / "instances" / f"unitrace-test-{os.getpid()}"
-    os.mkdir(inst)
+def tracefs_helpers_write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
-        set_event = inst / "set_event"
-        with pytest.raises(OSError), open(set_event, "a") as f:  # the pitfall: "a" seeks, tracefs refuses
-            f.write("sched:sched_process_exec\n")
-        tfs.write(set_event, "sched:sched_process_exec")
-        tfs.write(set_event, "sched:sched_process_exit")
-        assert set(tfs.read(set_event).split()) == {"sched:sched_process_exec", "sched:sched_process_exit"}
-        tfs.write(set_event, "", truncate=True)
-        assert tfs.read(set_event).split() == []
+        os.write(fd, text.encode())
     finally:
-        capsmod.remove_instance(inst)
+        os.close(fd)
 
 
-def test_error_log_explains_a_refused_write(tracefs: Path) -> None:
-    if not (tracefs / "error_log").exists():
-        pytest.skip("this kernel has no tracefs error_log (5.4+)")
-    if not (tracefs / "uprobe_events").exists():
-        pytest.skip("no uprobe_events to provoke an error with")
-    command = f"p:unitrace_{os.getpid()}/bad /nonexistent/unitrace-file:0x10"
-    tfs.clear_error_log(tracefs)
-    with pytest.raises(OSError):
-        tfs.write(tracefs / "uprobe_events", command)
-    log = tfs.read_error_log(tracefs)
-    assert f"Command: {command}" in log, log  # the kernel's explanation, with our command quoted
+def test_detect_leaves_no_instance_behind(tracefs: Path) -> None:
+    caps_mod.try_tracer("function")
+    caps_mod.try_tracer("function_graph")
+    assert not (tracefs / "instances" / f"unitrace-doctor-{os.getpid()}").exists()
 
 
-# ---------------------------------------------------------------- the command
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool is not installed")
+def test_bpf_matches_bpftool() -> None:
+    probe = subprocess.run(["bpftool", "feature", "probe", "kernel"], capture_output=True, text=True, check=False)
+    bpftool_says = "bpf() syscall is available" in probe.stdout
+    unpriv_ok = Path("/proc/sys/kernel/unprivileged_bpf_disabled").read_text().strip() == "0"
+    assert detect().has("bpf") == (bpftool_says and (os.geteuid() == 0 or unpriv_ok))
 
-def test_doctor_json_is_the_detection() -> None:
-    proc = _doctor("--json")
+
+def test_privileges_from_capeff() -> None:
+    capeff = next(int(line.split()[1], 16) for line in Path("/proc/self/status").read_text().splitlines()
+                  if line.startswith("CapEff:"))
+    found = detect()
+    assert found.has("root") == (os.geteuid() == 0)
+    assert found.has("cap_sys_admin") == bool(capeff >> 21 & 1)
+    assert found.has("cap_bpf") == bool(capeff >> 39 & 1)
+
+
+def test_perf_breakpoint_check_really_opens_one() -> None:
+    """Same call the check makes, but on a bogus length: the kernel must refuse it, so the check is not a
+    constant answer."""
+    assert caps_mod.check_perf_breakpoints().available
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = libc.syscall
+    fn.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_ulong]
+    fn.restype = ctypes.c_long
+    import struct
+
+    target = ctypes.c_long(0)
+    attr = ctypes.create_string_buffer(72)
+    struct.pack_into("<IIQ", attr, 0, 5, 72, 0)
+    struct.pack_into("<I", attr, 52, 2)
+    struct.pack_into("<QQ", attr, 56, ctypes.addressof(target), 3)  # length 3 is not a breakpoint length
+    assert fn(298, ctypes.addressof(attr), 0, -1, -1, 0) == -1
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_unprivileged_user_gets_reasons_and_fixes(tracefs: Path) -> None:
+    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                            f"import sys; sys.path.insert(0, {str(ROOT)!r}); import unitrace"],
+                           capture_output=True, text=True, cwd="/", check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"user 65534 cannot run this interpreter or read the checkout: {probe.stderr.strip()[-200:]}")
+    proc = _cli("doctor", "--json", user="65534")
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
-    assert data["kernel"] == os.uname().release
-    got = data["capabilities"]
-    assert set(got) >= PLANNER_KEYS
-    here = detect()
-    for name, entry in got.items():
-        assert set(entry) == {"available", "status", "reason", "fix"}
-        assert entry["status"] == here[name].status, name  # the same machine: the same answer
+    caps = json.loads(proc.stdout)["capabilities"]
+    assert caps["root"]["status"] == "no" and "uid 65534" in caps["root"]["reason"]
+    unpriv = Path("/proc/sys/kernel/unprivileged_bpf_disabled").read_text().strip()
+    if unpriv != "0":
+        assert caps["bpf"]["status"] == "no"
+        assert f"unprivileged_bpf_disabled={unpriv}" in caps["bpf"]["reason"]
+        assert caps["bpf"]["fix"] == "run as root"
+    assert caps["tracefs"]["status"] == "no" and "not writable" in caps["tracefs"]["reason"]
+    assert caps["ptrace"]["status"] == "yes"  # tracing the commands it starts needs no privilege
 
 
-def test_doctor_table_has_a_row_per_capability_and_exits_0() -> None:
-    proc = _doctor()
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[1].split()[:3] == ["capability", "state", "reason"]
-    for name, cap in detect().items():
-        row = [ln for ln in lines if ln.split()[:1] == [name]]
-        assert len(row) == 1, name
-        assert row[0].split()[1] == cap.status, row
-    assert lines[-1].startswith(("not available:", "everything"))
+def test_doctor_table_and_json_agree(tracefs: Path) -> None:
+    table = _cli("doctor")
+    assert table.returncode == 0, table.stderr
+    data = json.loads(_cli("doctor", "--json").stdout)
+    assert list(data["capabilities"]) == NAMES
+    rows = {line.split()[0]: line.split()[1] for line in table.stdout.splitlines()[3:]
+            if line[:1].strip() and line.split()[0] in NAMES}
+    assert rows == {n: c["status"] for n, c in data["capabilities"].items()}
+    missing = [n for n, c in data["capabilities"].items() if not c["available"]]
+    assert table.stdout.rstrip().splitlines()[-1] == (
+        "not available: " + ", ".join(f"{n} ({data['capabilities'][n]['status']})" for n in missing)
+        if missing else "everything unitrace can use is available")
 
 
-def test_doctor_cleanup_removes_instances_of_dead_sessions(tracefs: Path) -> None:
-    dead = _dead_pid()
-    stale = [tracefs / "instances" / f"unitrace-{dead}", tracefs / "instances" / f"unitrace-doctor-{dead}"]
-    for inst in stale:
-        os.mkdir(inst)
+def test_doctor_cleanup_removes_a_dead_sessions_instance(tracefs: Path) -> None:
+    # a PID that is certainly not running: above pid_max
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    inst = tracefs / "instances" / f"unitrace-{pid_max + 1}"
+    inst.mkdir()
     try:
-        proc = _doctor("--cleanup")
+        proc = _cli("doctor", "--cleanup")
         assert proc.returncode == 0, proc.stderr
-        for inst in stale:
-            assert not inst.exists(), proc.stdout
-            assert f"removed instance {inst.name}" in proc.stdout
+        assert f"removed instance unitrace-{pid_max + 1}" in proc.stdout
+        assert not inst.exists()
     finally:
-        for inst in stale:
-            if inst.exists():
-                capsmod.remove_instance(inst)
+        if inst.exists():
+            inst.rmdir()
+
+
+def test_kernel_config_parser() -> None:
+    cfg = caps_mod.parse_kernel_config("CONFIG_A=y\n# CONFIG_KPROBES is not set\nCONFIG_S=\"x y\"\n# comment\n")
+    assert cfg == {"CONFIG_A": "y", "CONFIG_KPROBES": "n", "CONFIG_S": '"x y"'}
+
+
+def test_tracefs_mounts_parser() -> None:
+    text = ("sysfs /sys sysfs rw 0 0\n"
+            "tracefs /sys/kernel/tracing tracefs rw,nosuid 0 0\n"
+            "nodev /mnt/with\\040space tracefs rw 0 0\n")
+    assert tfs.tracefs_mounts(text) == [Path("/sys/kernel/tracing"), Path("/mnt/with space")]
+
+
+def test_write_appends_and_error_log_explains(tracefs: Path) -> None:
+    inst = tracefs / "instances" / f"unitrace-test-{os.getpid()}"
+    inst.mkdir()
+    try:
+        tfs.write(inst / "set_event", "sched:sched_process_exec")
+        tfs.write(inst / "set_event", "sched:sched_process_exit")
+        assert tfs.read(inst / "set_event").split() == ["sched:sched_process_exec", "sched:sched_process_exit"]
+        tfs.write(inst / "set_event", "", truncate=True)
+        assert tfs.read(inst / "set_event").strip() == ""
+    finally:
+        inst.rmdir()
+    tfs.clear_error_log(tracefs)
+    bad = f"p:unitrace_{os.getpid()}/bad /nonexistent/unitrace-file:0x10"
+    with pytest.raises(OSError):
+        tfs.write(tracefs / "uprobe_events", bad)
+    log = tfs.read_error_log(tracefs)
+    assert "trace_uprobe: error:" in log and "/nonexistent/unitrace-file" in log
+
+
+def test_leftover_names() -> None:
+    assert owner_of("unitrace-1234") == 1234
+    assert owner_of("unitrace-doctor-77") == 77
+    assert owner_of("unitrace_55_2") == 55
+    assert owner_of("unitrace-x") is None
+    assert parse_dynamic_events("p:unitrace_5/open do_sys_open\nu:uprobes/x /bin/true:0x10\n") == [
+        ("unitrace_5", "open"), ("uprobes", "x")]
+
+
+def test_find_leftovers_sees_an_instance(tracefs: Path) -> None:
+    inst = tracefs / "instances" / f"unitrace-test-{os.getpid()}"
+    inst.mkdir()
+    try:
+        assert any(x.name == inst.name and x.owner_pid == os.getpid() for x in find_leftovers())
+    finally:
+        inst.rmdir()
