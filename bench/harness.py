@@ -1,152 +1,208 @@
-"""The benchmark harness every `bench/*_*.py` workload uses: run variants of a command in alternation, report
-medians and ratios. No thresholds: benchmarks print numbers, people judge them.
+"""Benchmark harness: run variants of one workload in alternation and report medians and ratios.
 
-    result = compare("getppid_loop", {"untraced": [exe], "strace -f": ["strace", "-f", ..., exe]},
-                     runs=5, events=200_000)
-    report([result], baseline="untraced")
+    from bench.harness import compare, report
+    r = compare("getppid", {"untraced": [prog], "strace": ["strace", "-f", "-o", "/dev/null", prog]},
+                runs=5, events=200_000)
+    report([r], baseline="untraced")
 
-Variants run A B C A B C ... (after one unmeasured warm-up round), so a machine that gets busier or quieter
-during the benchmark (2 shared cores here) shifts every variant alike instead of one of them. Each run is
-accounted the way `/usr/bin/time` does it: wall time around fork/exec/wait, user and system CPU and peak RSS
-from `wait4`'s rusage, which covers the command and every descendant it waited for.
+Variants run A B C A B C ... (after one untimed warm-up round), so drifting machine load hits them alike.
+Each run is accounted like /usr/bin/time: wall clock around the child, user and system CPU and peak RSS
+from wait4's rusage (the child plus every descendant it waited for). No thresholds: the report prints
+numbers and ratios for people to read.
 
-Peak RSS caveat: the kernel folds the pre-exec memory of the forked child (a copy of this Python process)
-into ru_maxrss, so no command measures below the harness's own floor; the report prints that floor
-(measured with /bin/true), and a value at the floor means "at most this".
+Peak RSS needs care: the kernel carries the forking process's high-water mark into the child's `maxrss`
+at exec, so a child forked straight from Python would never report less than Python's ~15 MB. The runs
+therefore go through a tiny C launcher (built once with gcc into bench/_build) that forks, execs, wait4s
+and reports the rusage; without gcc, Python's os.wait4 is used and the report says RSS is floored.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    wall: float  # seconds
-    user: float  # seconds of user CPU, the command and its waited-for descendants
-    sys: float  # seconds of system CPU, likewise
-    maxrss_kib: int  # peak resident set of the largest single process among them
-    status: int  # exit code, or -signal
-
-
-@dataclass(slots=True)
-class Variant:
-    name: str
-    argv: list[str]
-    samples: list[Sample] = field(default_factory=list)
-
-    def median(self, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in self.samples)
-
-    @property
-    def failures(self) -> list[int]:
-        return [s.status for s in self.samples if s.status != 0]
+    wall_s: float
+    user_s: float
+    sys_s: float
+    maxrss_kb: int  # peak resident set of the largest process in the waited-for tree
+    exit_code: int  # negative: killed by that signal
 
 
 @dataclass(slots=True)
 class Result:
     name: str
-    variants: dict[str, Variant]
-    runs: int
-    events: int | None = None  # events the workload produces (syscalls, probe hits), for µs per event
-    rss_floor_kib: int = 0  # peak RSS of /bin/true run the same way: what the harness itself adds (see below)
+    variants: dict[str, list[str]]
+    events: int | None = None  # events one run of the workload produces, for µs per event
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # variant -> stderr tail of a failed run
+
+    def median(self, variant: str, metric: str) -> float:
+        return statistics.median(getattr(s, metric) for s in self.samples[variant])
+
+    def spread(self, variant: str) -> float:
+        """(max - min) / median of wall time: how much to trust the median."""
+        walls = [s.wall_s for s in self.samples[variant]]
+        mid = statistics.median(walls)
+        return (max(walls) - min(walls)) / mid if mid else 0.0
 
 
-def run_once(argv: Sequence[str], *, stdin: int | None = None) -> Sample:
-    """fork + exec `argv` with stdout/stderr to /dev/null; wall time, rusage and exit status.
+LAUNCHER_C = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+/* launch FD ARGV...: run ARGV, then write "wall_ns utime_us stime_us maxrss_kb wait_status" to FD */
+int main(int argc, char **argv)
+{
+    if (argc < 3) return 127;
+    int fd = atoi(argv[1]);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    pid_t pid = fork();
+    if (pid == 0) { close(fd); execvp(argv[2], argv + 2); _exit(127); }
+    int status; struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) < 0) return 127;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    dprintf(fd, "%lld %lld %lld %ld %d\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec),
+            (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
+            (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_maxrss, status);
+    return 0;
+}
+"""
+_launcher_path: list[str | None] = []
 
-    Raises FileNotFoundError (with the program's name) when the program cannot be executed at all."""
-    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)  # the child reports a failed exec through this pipe
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # child: only async-signal-safe work until exec
-        try:
-            os.dup2(stdin if stdin is not None else devnull, 0)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            os.execvp(argv[0], list(argv))
-        except OSError as exc:
-            os.write(err_w, str(exc.errno).encode())
-        finally:
-            os._exit(127)
-    os.close(err_w)
+
+def launcher() -> str | None:
+    """The launcher binary, built on first use (None without gcc)."""
+    if not _launcher_path:
+        build = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build")
+        binary = os.path.join(build, "launch")
+        src = binary + ".c"
+        os.makedirs(build, exist_ok=True)
+        if not os.path.exists(src) or Path(src).read_text() != LAUNCHER_C:
+            Path(src).write_text(LAUNCHER_C)
+            if os.path.exists(binary):
+                os.unlink(binary)
+        if not os.path.exists(binary):
+            ok = subprocess.run(["gcc", "-O2", "-o", binary, src], capture_output=True, check=False).returncode == 0 \
+                if shutil.which("gcc") else False
+            if not ok:
+                binary = None  # type: ignore[assignment]
+        _launcher_path.append(binary)
+    return _launcher_path[0]
+
+
+def measure(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[Sample, str]:
+    """Run argv once with stdout discarded; its Sample and the tail of its stderr."""
+    launch = launcher()
+    if launch is not None:
+        return _measure_launched(launch, argv, env=env, cwd=cwd)
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
+        err.seek(0)
+        tail = err.read()[-2000:].decode(errors="replace")
+    sample = Sample(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, proc.returncode)
+    return sample, tail
+
+
+def _measure_launched(launch: str, argv: Sequence[str], *, env: dict[str, str] | None,
+                      cwd: str | None) -> tuple[Sample, str]:
+    r, w = os.pipe2(os.O_CLOEXEC)
     try:
-        _, status, rusage = os.wait4(pid, 0)
-        wall = time.monotonic() - start
-        failed = os.read(err_r, 32)
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen([launch, str(w), *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=env, cwd=cwd, pass_fds=(w,))
+            os.close(w)
+            w = -1
+            with os.fdopen(r, "r", closefd=False) as f:
+                line = f.read()
+            proc.wait()
+            err.seek(0)
+            tail = err.read()[-2000:].decode(errors="replace")
     finally:
-        os.close(err_r)
-        os.close(devnull)
-    if failed:
-        raise FileNotFoundError(int(failed), f"cannot execute {argv[0]}: {os.strerror(int(failed))}", argv[0])
-    code = os.waitstatus_to_exitcode(status)
-    return Sample(wall, rusage.ru_utime, rusage.ru_stime, rusage.ru_maxrss, code)
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    if proc.returncode != 0 or not line.strip():
+        return Sample(0.0, 0.0, 0.0, 0, 127), f"launcher failed: {tail}"
+    wall_ns, ut, st, rss, status = (int(x) for x in line.split())
+    return Sample(wall_ns / 1e9, ut / 1e6, st / 1e6, rss, os.waitstatus_to_exitcode(status)), tail
 
 
 def compare(name: str, variants: dict[str, list[str]], runs: int = 5, events: int | None = None,
-            warmup: int = 1, progress: bool = True) -> Result:
-    """Run every variant `runs` times, in alternation, after `warmup` unmeasured rounds."""
-    if runs < 1:
-        raise ValueError("runs must be at least 1")
-    result = Result(name, {k: Variant(k, list(v)) for k, v in variants.items()}, runs, events)
-    result.rss_floor_kib = run_once(["true"]).maxrss_kib
+            warmup: int = 1, env: dict[str, str] | None = None, cwd: str | None = None) -> Result:
+    """Each variant `runs` times, interleaved, after `warmup` untimed rounds. A variant whose run fails is
+    recorded in `failures` (its samples are still kept, and the report marks it)."""
+    result = Result(name, dict(variants), events, {v: [] for v in variants})
     for round_ in range(warmup + runs):
-        for variant in result.variants.values():
-            sample = run_once(variant.argv)
+        for variant, argv in variants.items():
+            sample, tail = measure(argv, env=env, cwd=cwd)
+            if sample.exit_code != 0:
+                result.failures.setdefault(variant, f"exit {sample.exit_code}: {tail.strip()[-500:]}")
             if round_ >= warmup:
-                variant.samples.append(sample)
-        if progress and sys.stderr.isatty():
-            print(f"\r{name}: round {round_ + 1}/{warmup + runs}", end="", file=sys.stderr, flush=True)
-    if progress and sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+                result.samples[variant].append(sample)
     return result
 
 
-def _fmt_time(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.2f} s"
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.2f} s"
 
 
-def format_result(result: Result, baseline: str = "untraced") -> str:
-    """One table: median wall/user/sys, spread of wall, peak RSS, wall ratio and µs added per event."""
-    base = result.variants.get(baseline)
-    base_wall = base.median("wall") if base and base.samples else None
-    header = ["variant", "wall", "(min-max)", "user", "sys", "max RSS", f"x {baseline}"]
-    if result.events:
-        header.append("µs/event added")
-    rows = [header]
-    notes = []
-    for v in result.variants.values():
-        wall = v.median("wall")
-        walls = [s.wall for s in v.samples]
-        row = [v.name, _fmt_time(wall), f"{_fmt_time(min(walls))}-{_fmt_time(max(walls))}",
-               _fmt_time(v.median("user")), _fmt_time(v.median("sys")),
-               f"{statistics.median(s.maxrss_kib for s in v.samples) / 1024:.1f} MiB",
-               f"{wall / base_wall:.2f}" if base_wall else "-"]
-        if result.events:
-            row.append(f"{(wall - base_wall) / result.events * 1e6:.2f}" if base_wall and v is not base else "-")
-        rows.append(row)
-        if v.failures:
-            notes.append(f"  note: {v.name} exited non-zero in {len(v.failures)} of {len(v.samples)} runs "
-                         f"(statuses {sorted(set(v.failures))}): its times may not be comparable")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [f"{result.name}: median of {result.runs} alternating runs"
-             + (f", {result.events} events" if result.events else "")]
-    for r in rows:
-        lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                                      enumerate(zip(r, widths, strict=True))).rstrip())
-    if result.rss_floor_kib:
-        notes.append(f"  max RSS floor of the harness: {result.rss_floor_kib / 1024:.1f} MiB (values at it mean at most that)")
-    if base is None:
-        notes.append(f"  note: no variant named {baseline!r}: no ratios")
-    return "\n".join(lines + notes)
+def format_report(results: Sequence[Result], baseline: str = "untraced") -> str:
+    lines = []
+    for r in results:
+        runs = min((len(s) for s in r.samples.values()), default=0)
+        head = f"{r.name}: median of {runs} alternating runs"
+        if r.events:
+            head += f", {r.events} events per run"
+        lines.append(head)
+        has_base = baseline in r.samples and r.samples[baseline]
+        base_wall = r.median(baseline, "wall_s") if has_base else None
+        width = max(len("variant"), *(len(v) for v in r.samples))
+        cols = f"  {'variant':<{width}}  {'wall':>10}  {'user':>10}  {'sys':>10}  {'peak RSS':>9}  {'spread':>6}"
+        cols += f"  {'x ' + baseline:>12}" if base_wall else ""
+        cols += f"  {'us/event':>9}" if base_wall and r.events else ""
+        lines.append(cols)
+        for variant, samples in r.samples.items():
+            if not samples:
+                continue
+            wall = r.median(variant, "wall_s")
+            row = (f"  {variant:<{width}}  {_fmt_s(wall):>10}  {_fmt_s(r.median(variant, 'user_s')):>10}  "
+                   f"{_fmt_s(r.median(variant, 'sys_s')):>10}  "
+                   f"{r.median(variant, 'maxrss_kb') / 1024:>6.1f} MB  {r.spread(variant) * 100:>5.0f}%")
+            if base_wall:
+                row += f"  {wall / base_wall:>11.2f}x"
+                if r.events:
+                    added = (wall - base_wall) / r.events * 1e6
+                    row += f"  {added:>9.2f}" if variant != baseline else f"  {'-':>9}"
+            if variant in r.failures:
+                row += "  FAILED"
+            lines.append(row)
+        for variant, why in r.failures.items():
+            lines.append(f"  {variant} failed: {why}")
+        if not has_base and baseline:
+            lines.append(f"  (no '{baseline}' variant: no ratios)")
+    return "\n".join(lines)
 
 
-def report(results: Sequence[Result], baseline: str = "untraced") -> None:
-    for result in results:
-        print(format_result(result, baseline))
+def report(results: Sequence[Result], baseline: str = "untraced", file: object = None) -> None:
+    print(format_report(results, baseline), file=file or sys.stdout)  # type: ignore[arg-type]

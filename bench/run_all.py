@@ -1,52 +1,44 @@
-"""Run every benchmark workload module `bench/<area>_<what>.py`, each in its own process, one after another.
+"""Run every benchmark workload module `bench/<area>_<what>.py` in turn, each as its own process.
 
-    python -m bench.run_all                 every workload, each with its own default number of runs
-    python -m bench.run_all 5               pass "5" (runs per variant) to every workload
-    python -m bench.run_all -k ptrace 5     only workloads whose module name contains "ptrace"
+    python bench/run_all.py [RUNS] [NAME ...]
 
-Run from the repository root (the modules import `bench.harness`). Prints each workload's own report; exits
-non-zero if any workload failed, after running the rest.
+RUNS is passed to each module as its first argument; NAMEs (module names without .py) choose a subset.
+A module that fails is reported and the others still run; the exit code is 1 if any failed.
 """
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_WORKLOADS = {"harness", "run_all"}
+NOT_WORKLOADS = {"run_all", "harness"}
 
 
-def discover(pattern: str = "") -> list[str]:
-    """Module names of the workloads: bench/*_*.py, minus the harness itself, sorted."""
-    return sorted(p.stem for p in HERE.glob("*_*.py")
-                  if p.stem not in NOT_WORKLOADS and not p.stem.startswith("_") and pattern in p.stem)
+def discover() -> list[Path]:
+    return sorted(p for p in HERE.glob("*_*.py") if p.stem not in NOT_WORKLOADS and not p.stem.startswith("_"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.splitlines()[0])
-    ap.add_argument("-k", default="", help="only workloads whose module name contains this")
-    ap.add_argument("args", nargs="*", help="passed to every workload (usually the runs per variant)")
-    ns = ap.parse_args(argv)
-    names = discover(ns.k)
-    if not names:
-        print(f"no workload module matches {ns.k!r} in {HERE}", file=sys.stderr)
-        return 2
+def main(argv: list[str]) -> int:
+    runs = argv[0] if argv and argv[0].isdigit() else None
+    wanted = set(argv[1:] if runs else argv)
     failed = []
-    for name in names:
-        print(f"\n######## bench.{name} {' '.join(ns.args)}".rstrip(), flush=True)
-        start = time.monotonic()
-        rc = subprocess.run([sys.executable, "-m", f"bench.{name}", *ns.args], cwd=HERE.parent).returncode
-        print(f"######## bench.{name}: exit {rc}, {time.monotonic() - start:.1f} s", flush=True)
+    for module in discover():
+        if wanted and module.stem not in wanted:
+            continue
+        print(f"\n######## {module.stem}", flush=True)
+        start = time.perf_counter()
+        rc = subprocess.run([sys.executable, str(module), *([runs] if runs else [])], cwd=HERE.parent,
+                            check=False).returncode
+        print(f"######## {module.stem}: exit {rc} after {time.perf_counter() - start:.1f} s", flush=True)
         if rc != 0:
-            failed.append(name)
+            failed.append(module.stem)
     if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
