@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from unitrace.backends.base import Artifact, CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ptrace import seccomp
 from unitrace.backends.ptrace.session import PtraceSession
-from unitrace.model.probe import Probe, ProbePoint, SyscallTarget
+from unitrace.model.probe import Probe, ProbePoint, Site, SyscallTarget, UserTarget
 
 
 def _syscalls(probes: Sequence[Probe]) -> frozenset[str]:
@@ -19,24 +19,43 @@ def _syscalls(probes: Sequence[Probe]) -> frozenset[str]:
     return frozenset(names)
 
 
+def _user_specs(probes: Sequence[Probe]) -> tuple[object, ...]:
+    """Breakpoint specs of the `user:` points: the binary "" is the traced program, a short name a
+    library glob (`libc` matches libc.so.6), a path that file."""
+    from unitrace.backends.ptrace.breakpoints import UserSpec
+
+    specs = []
+    for i, probe in enumerate(probes):
+        for point in probe.points:
+            if isinstance(point.target, UserTarget):
+                binary = point.target.binary
+                site = "return" if point.site is Site.RETURN else "entry"
+                specs.append(UserSpec(point.target.symbol, binary, probe=i, site=site))
+    return tuple(specs)
+
+
 class PtraceBackend:
     name = "ptrace"
-    kinds = {"syscall": _syscalls}
+    kinds = {"syscall": _syscalls, "user": _user_specs}
 
     def unsupported_reason(self, point: ProbePoint) -> str | None:
-        if point.kind == "syscall":
+        if point.kind in ("syscall", "user"):
             return None
         if point.kind in ("kernel", "tracepoint"):
             return "ptrace sees a process from outside: kernel functions and tracepoints need ftrace or bpf"
-        return f"{point.kind} probes on the ptrace backend are not implemented yet (library calls and watchpoints)"
+        return f"{point.kind} probes on the ptrace backend are not implemented yet (hardware watchpoints)"
 
     def compile(self, probes: Sequence[Probe], options: Mapping[str, object]) -> CompiledProgram:
         from unitrace.decode.table import get_table
 
         table = get_table()
+        user = options.get("user_specs") or _user_specs(probes)
         wanted = options.get("syscalls")
         names = frozenset(wanted) if isinstance(wanted, frozenset | set) else _syscalls(probes)  # type: ignore[arg-type]
-        if not names:  # probes not resolved to names (or none given): every syscall, as strace with no -e
+        syscall_stops = True
+        if not names and user and not any(p.kind == "syscall" for pr in probes for p in pr.points):
+            syscall_stops = False  # library calls only: the tracee runs between breakpoints
+        elif not names:  # probes not resolved to names (or none given): every syscall, as strace with no -e
             names = frozenset(table.by_name)
         every = names >= frozenset(table.by_name)
         nrs = sorted(table.by_name[n].nr for n in names if n in table.by_name)
@@ -46,9 +65,20 @@ class PtraceBackend:
             Artifact("syscalls stopped at", "every syscall" if every else " ".join(sorted(names))),
             Artifact("seccomp filter (installed in the child before exec; with -f and a subset only)", listing),
         )
-        data: dict[str, object] = {"syscalls": None if every else names, "seccomp_filter": seccomp.encode(prog)}
+        data: dict[str, object] = {"syscalls": None if every else names, "seccomp_filter": seccomp.encode(prog),
+                                   "syscall_stops": syscall_stops}
+        if user:
+            data["user_specs"] = tuple(user)  # type: ignore[arg-type]
+            arts = (*arts, Artifact("breakpoints (function entries; return-address trampoline)",
+                                    "\n".join(_describe(s) for s in user)))
         return CompiledProgram("ptrace", tuple(probes), arts, data)
 
     def start(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
               options: Mapping[str, object]) -> PtraceSession:
         return PtraceSession(program, target, emit, options)
+
+
+def _describe(spec: object) -> str:
+    lib = getattr(spec, "library", None)
+    where = "the executable" if lib == "" else "any library" if lib is None else lib
+    return f"{getattr(spec, 'symbol', '?')} in {where} ({getattr(spec, 'site', 'both')})"

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ptrace import sys as px
+from unitrace.backends.ptrace.breakpoints import Breakpoints
 from unitrace.backends.ptrace.memory import TraceeMemory
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, SessionStats
@@ -156,6 +157,13 @@ class PtraceSession:
                                                         if n in self.table.by_name)
                                               if names is not None else None)
         self.follow = bool(options.get("follow_forks", target.follow_forks))
+        # Breakpoints live in memory that forks copy and threads share: with any, every child is traced
+        # (a child we let go would die on the first int3); what the user did not ask for is not reported.
+        self.report_children = self.follow
+        self.bps = self._breakpoints(program, options)
+        if self.bps is not None:
+            self.follow = True
+        self.syscall_stops = bool(program.data.get("syscall_stops", True))
         want_seccomp = options.get("seccomp")
         self.use_seccomp = bool(self.wanted is not None and self.follow and target.command and
                                 (want_seccomp is None or want_seccomp))
@@ -190,6 +198,18 @@ class PtraceSession:
             self._opts |= px.PTRACE_O_TRACESECCOMP
         if self.use_seccomp or self.kill_on_exit:
             self._opts |= px.PTRACE_O_EXITKILL
+
+    def _breakpoints(self, program: CompiledProgram, options: Mapping[str, object]) -> Breakpoints | None:
+        specs = program.data.get("user_specs")
+        if not specs:
+            return None
+        from unitrace.backends.ptrace.breakpoints import Breakpoints
+        from unitrace.backends.ptrace.prototypes import table
+
+        files = options.get("prototype_files") or ()
+        limit = options.get("string_limit")
+        return Breakpoints(tuple(specs), table(tuple(files)),  # type: ignore[arg-type]
+                           string_limit=limit if isinstance(limit, int) else 32, notice=self._notice)
 
     # ---- context manager ------------------------------------------------------------------------
     def __enter__(self) -> PtraceSession:
@@ -315,12 +335,17 @@ class PtraceSession:
     def _flush(self) -> None:
         if self.batch:
             batch, self.batch = self.batch, []
+            if not self.report_children and self.bps is not None:
+                batch = [e for e in batch if e.pid == self.root or e.kind is EventKind.NOTICE]
+                if not batch:
+                    return
             self.stats.events += len(batch)
             self.emit_batch(batch)
 
     # ---- resuming -------------------------------------------------------------------------------
     def _resume(self, t: Tracee, sig: int) -> None:
-        req = px.PTRACE_CONT if self.use_seccomp and not t.in_syscall else px.PTRACE_SYSCALL
+        req = (px.PTRACE_CONT if (self.use_seccomp or not self.syscall_stops) and not t.in_syscall
+               else px.PTRACE_SYSCALL)
         px.ptrace_quiet(req, t.tid, None, sig)
         t.stopped = False
 
@@ -455,6 +480,12 @@ class PtraceSession:
                 t.stopped = False
             else:
                 t.group_stopped = False
+                if self.bps is not None and t.tgid not in self.bps.spaces and self._hide_until_exec is None:
+                    try:
+                        self.bps.on_attach(t.tid, t.tgid)
+                    except OSError as exc:
+                        self._notice(t.tgid, f"cannot set breakpoints in process {t.tgid}: {exc.strerror}")
+                    self.batch.extend(self.bps.take_events())
                 self._resume(t, 0)
         elif event in (px.PTRACE_EVENT_FORK, px.PTRACE_EVENT_VFORK, px.PTRACE_EVENT_CLONE):
             px.ptrace_quiet(px.PTRACE_GETEVENTMSG, pid, None, ctypes.addressof(self._eventmsg))
@@ -465,6 +496,8 @@ class PtraceSession:
             else:
                 c.tgid = child
                 self.memories[child] = TraceeMemory(child)
+            if self.bps is not None:
+                self.bps.on_fork(pid, t.tgid, child, thread=c.tgid != child)
             self.batch.append(Event(EventKind.FORK, time.time_ns(), t.tgid, pid, fields={"child": child}))
             self._resume(t, 0)
         elif event == px.PTRACE_EVENT_EXEC:
@@ -481,10 +514,29 @@ class PtraceSession:
             self.memories[pid] = TraceeMemory(pid)
             self.comms.pop(pid, None)
             self._check_setuid(pid)
+            if self.bps is not None:
+                try:
+                    self.bps.on_exec(pid)
+                except OSError as exc:
+                    self._notice(pid, f"cannot set breakpoints in process {pid}: {exc.strerror}")
+                self.batch.extend(self.bps.take_events())
             self.batch.append(Event(EventKind.EXEC, time.time_ns(), pid, pid, fields={"old_tid": old}))
+            self._resume(t, 0)
+        elif sig == signal.SIGTRAP and event == 0 and self.bps is not None and self._bp_trap(t):
             self._resume(t, 0)
         else:
             self._signal_stop(t, sig)
+
+    def _bp_trap(self, t: Tracee) -> bool:
+        bps = self.bps
+        assert bps is not None
+        mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
+        try:
+            ours = bps.on_trap(t.tid, t.tgid, mem, self._comm_of(t.tgid))
+        except ProcessLookupError:
+            ours = True  # it died while we single-stepped it; waitpid reports how
+        self.batch.extend(bps.take_events())
+        return ours
 
     def _check_setuid(self, pid: int) -> None:
         try:
@@ -621,6 +673,8 @@ class PtraceSession:
         if pid == self.root:
             self.root_status = status
             self._report_exec_failure(pid)
+        if self.bps is not None:
+            self.bps.on_exit(pid, tgid)
         if pid == tgid:
             self.memories.pop(pid, None)
 
@@ -676,6 +730,12 @@ class PtraceSession:
             if event == 0 and sig not in (SYSCALL_TRAP, signal.SIGTRAP):
                 t.pending_sig = sig  # a signal on its way: deliver it when we let go
             waiting.discard(pid)
+        if self.bps is not None:
+            # every original byte back before any tracee runs untraced
+            for t in list(self.tracees.values()):
+                if t.stopped:
+                    self.bps.rewind(t.tid, t.tgid)
+            self.bps.remove_all()
         for t in list(self.tracees.values()):
             px.ptrace_quiet(px.PTRACE_DETACH, t.tid, None, t.pending_sig)
             if t.tid == t.tgid:
