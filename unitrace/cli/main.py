@@ -16,6 +16,7 @@ from unitrace.errors import EXIT_USAGE, UnitraceError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("unitrace.cli.trace", "trace probes on a command, PIDs or the whole system"),
     "strace": ("unitrace.cli.strace", "strace-compatible syscall tracing"),
+    "ltrace": ("unitrace.cli.ltrace", "ltrace-compatible library-call tracing (breakpoints at function entries)"),
     "run": ("unitrace.cli.run", "run a probe file; its assertions decide the exit code"),
     "tui": ("unitrace.cli.tui", "the live terminal UI"),
     "compile": ("unitrace.cli.compile", "show what a backend would load, without loading it"),
