@@ -70,9 +70,11 @@ class ElfSymbols:
         kinds = {"STT_FUNC": "func", "STT_GNU_IFUNC": "ifunc", "STT_LOOS": "ifunc", "STT_OBJECT": "object"}
         binds = {"STB_GLOBAL": "global", "STB_WEAK": "weak", "STB_LOCAL": "local", "STB_GNU_UNIQUE": "global"}
         by_name: dict[str, Symbol] = {}
+        by_addr: dict[int, Symbol] = {}
         for secname in (".dynsym", ".symtab"):  # .symtab last: it is the richer source when present
             sec = self._elf.get_section_by_name(secname)
-            if sec is None:
+            # a separate debug file keeps .dynsym's header with no bytes (NOBITS)
+            if sec is None or not hasattr(sec, "iter_symbols") or sec["sh_type"] == "SHT_NOBITS":
                 continue
             for sym in sec.iter_symbols():
                 kind = kinds.get(sym["st_info"]["type"])
@@ -85,8 +87,14 @@ class ElfSymbols:
                 # Prefer global over weak over local definitions of the same name.
                 if old is None or (old.binding != "global" and s.binding == "global"):
                     by_name[name] = s
+                if kind != "object":
+                    # every function counts for address lookups, static ones of the same name included;
+                    # of aliases at one address the global one names it (raise, not gsignal's local alias)
+                    here = by_addr.get(s.value)
+                    if here is None or _rank(s) < _rank(here):
+                        by_addr[s.value] = s
         self._by_name = by_name
-        self._sorted = sorted((s for s in by_name.values() if s.kind != "object"), key=lambda s: s.value)
+        self._sorted = sorted(by_addr.values(), key=lambda s: s.value)
         self._addrs = [s.value for s in self._sorted]
         return by_name
 
@@ -116,6 +124,11 @@ class ElfSymbols:
             if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
                 return vaddr - seg.vaddr + seg.offset
         raise TargetError(f"address 0x{vaddr:x} is in no loadable segment of {self.path}")
+
+
+def _rank(s: Symbol) -> tuple[int, int, int]:
+    """Which of several symbols at one address names it: sized, global, then no leading underscores."""
+    return (0 if s.size else 1, {"global": 0, "weak": 1}.get(s.binding, 2), len(s.name) - len(s.name.lstrip("_")))
 
 
 @lru_cache(maxsize=64)

@@ -1,43 +1,62 @@
-"""Address -> source file:line from DWARF `.debug_line`, one compilation unit at a time.
+"""Address -> source file:line and inlined callers from DWARF, one compilation unit at a time.
 
-`.debug_aranges` (or the CUs' address ranges) says which CU holds an address; only that CU's line program
-is decoded, then kept as a sorted array. A separate debug file is found by build-id under /usr/lib/debug.
+`.debug_aranges` (or the CUs' own address ranges) says which CU holds an address; only that CU's line
+program and its tree of functions are decoded, then kept as sorted arrays. The DWARF may live in a separate
+debug file (see debuginfo.py). Nothing is read until the first lookup, so a 50 MB binary costs one CU per
+new address, not a parse of everything.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 
-
-def _build_id(elf) -> str | None:  # type: ignore[no-untyped-def]
-    sec = elf.get_section_by_name(".note.gnu.build-id")
-    if sec is None:
-        return None
-    for note in sec.iter_notes():
-        if note["n_type"] == "NT_GNU_BUILD_ID":
-            return str(note["n_desc"])
-    return None
+from unitrace.symbols.debuginfo import debug_file
+from unitrace.symbols.demangle import demangle
 
 
-class LineTable:
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A function's code range, or the range of one inlined copy of a function inside another."""
+
+    low: int
+    high: int
+    depth: int
+    name: str
+    inlined: bool
+    call_file: str = ""  # for an inlined copy: where the call that was inlined sits
+    call_line: int = 0
+
+
+@dataclass(slots=True)
+class _Unit:
+    addrs: list[int]
+    locs: list[tuple[str, int]]
+    scopes: list[Scope] | None = None  # decoded on the first inline query
+
+
+class DwarfLines:
+    """Lines and inline scopes of one ELF file (its DWARF, wherever that lives)."""
+
     def __init__(self, path: str) -> None:
         from elftools.elf.elffile import ELFFile
 
-        self._file = os.fdopen(os.open(path, os.O_RDONLY | os.O_CLOEXEC), "rb")
+        self.path = path
+        self.dwarf_path = debug_file(path)
+        self._file = os.fdopen(os.open(self.dwarf_path, os.O_RDONLY | os.O_CLOEXEC), "rb")
         elf = ELFFile(self._file)
-        if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_line") is None:
-            bid = _build_id(elf)
-            debug = f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug" if bid else ""
-            if debug and os.path.exists(debug):
-                self._file.close()
-                self._file = os.fdopen(os.open(debug, os.O_RDONLY | os.O_CLOEXEC), "rb")
-                elf = ELFFile(self._file)
         self._dwarf = elf.get_dwarf_info() if elf.has_dwarf_info() else None
-        self._aranges = None
-        self._cus: dict[int, tuple[list[int], list[tuple[str, int]]]] = {}
+        self._aranges: object = None
+        self._units: dict[int, _Unit] = {}
         self._cu_ranges: list[tuple[int, int, int]] | None = None
+
+    @property
+    def has_dwarf(self) -> bool:
+        return self._dwarf is not None
+
+    # ------------------------------------------------------------------ which CU
 
     def _cu_offset(self, addr: int) -> int | None:
         if self._dwarf is None:
@@ -45,69 +64,196 @@ class LineTable:
         if self._aranges is None:
             self._aranges = self._dwarf.get_aranges() or False
         if self._aranges:
-            off = self._aranges.cu_offset_at_addr(addr)
+            off = self._aranges.cu_offset_at_addr(addr)  # type: ignore[attr-defined]
             if off is not None:
                 return off
-        if self._cu_ranges is None:  # no aranges: low_pc/high_pc of every CU, once
+        if self._cu_ranges is None:  # no (or incomplete) aranges: every CU's top DIE ranges, once
             ranges = []
             for cu in self._dwarf.iter_CUs():
-                top = cu.get_top_DIE()
-                lo = top.attributes.get("DW_AT_low_pc")
-                hi = top.attributes.get("DW_AT_high_pc")
-                if lo is None or hi is None:
-                    continue
-                high = hi.value if hi.form == "DW_FORM_addr" else lo.value + hi.value
-                ranges.append((lo.value, high, cu.cu_offset))
+                for lo, hi in self._die_ranges(cu.get_top_DIE(), cu):
+                    ranges.append((lo, hi, cu.cu_offset))
             self._cu_ranges = ranges
         for lo, hi, off in self._cu_ranges:
             if lo <= addr < hi:
                 return off
         return None
 
-    def _rows(self, cu_offset: int) -> tuple[list[int], list[tuple[str, int]]]:
-        rows = self._cus.get(cu_offset)
-        if rows is not None:
-            return rows
+    def _die_ranges(self, die, cu) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+        attrs = die.attributes
+        lo = attrs.get("DW_AT_low_pc")
+        hi = attrs.get("DW_AT_high_pc")
+        if lo is not None and hi is not None:
+            high = hi.value if hi.form == "DW_FORM_addr" else lo.value + hi.value
+            return [(lo.value, high)]
+        rng = attrs.get("DW_AT_ranges")
+        if rng is None or self._dwarf is None:
+            return []
+        lists = self._dwarf.range_lists()
+        if lists is None:
+            return []
+        top = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+        base = top.value if top is not None else 0
+        out = []
+        try:
+            entries = lists.get_range_list_at_offset(rng.value, cu=cu)
+        except Exception:  # a malformed list costs us this scope, not the lookup
+            return []
+        for e in entries:
+            if hasattr(e, "base_address"):
+                base = e.base_address
+            elif getattr(e, "is_absolute", False):
+                out.append((e.begin_offset, e.end_offset))
+            else:
+                out.append((base + e.begin_offset, base + e.end_offset))
+        return out
+
+    # ------------------------------------------------------------------ lines
+
+    def _unit(self, cu_offset: int) -> _Unit:
+        unit = self._units.get(cu_offset)
+        if unit is not None:
+            return unit
         assert self._dwarf is not None
         cu = self._dwarf.get_CU_at(cu_offset)
         prog = self._dwarf.line_program_for_CU(cu)
         entries: list[tuple[int, str, int]] = []
         if prog is not None:
-            files = prog["file_entry"]
-            dirs = prog["include_directory"]
-            base = 0 if prog.header["version"] >= 5 else 1
+            names = _file_names(prog)
             for e in prog.get_entries():
                 st = e.state
                 if st is None or st.end_sequence:
                     continue
-                fi = st.file - base
-                name = ""
-                if 0 <= fi < len(files):
-                    fe = files[fi]
-                    name = fe.name.decode("utf-8", "replace")
-                    di = fe.dir_index - (0 if prog.header["version"] >= 5 else 1)
-                    if not name.startswith("/") and 0 <= di < len(dirs):
-                        name = os.path.join(dirs[di].decode("utf-8", "replace"), name)
-                entries.append((st.address, name, st.line))
+                entries.append((st.address, names.get(st.file, ""), st.line))
         entries.sort(key=lambda t: t[0])
-        rows = ([a for a, _, _ in entries], [(f, ln) for _, f, ln in entries])
-        self._cus[cu_offset] = rows
-        return rows
+        unit = _Unit([a for a, _, _ in entries], [(f, ln) for _, f, ln in entries])
+        self._units[cu_offset] = unit
+        return unit
 
     def lookup(self, addr: int) -> tuple[str, int] | None:
+        """(file, line) of link-time address `addr`, or None where DWARF says nothing."""
         off = self._cu_offset(addr)
         if off is None:
             return None
-        addrs, locs = self._rows(off)
-        i = bisect.bisect_right(addrs, addr) - 1
-        return locs[i] if i >= 0 else None
+        unit = self._unit(off)
+        i = bisect.bisect_right(unit.addrs, addr) - 1
+        return unit.locs[i] if i >= 0 else None
+
+    # ------------------------------------------------------------------ inlining
+
+    def scopes_at(self, addr: int) -> list[Scope]:
+        """The function holding `addr` and the inlined copies around it, outermost first."""
+        off = self._cu_offset(addr)
+        if off is None:
+            return []
+        unit = self._unit(off)
+        if unit.scopes is None:
+            unit.scopes = self._decode_scopes(off)
+        hits = [s for s in unit.scopes if s.low <= addr < s.high]
+        hits.sort(key=lambda s: s.depth)
+        return hits
+
+    def _decode_scopes(self, cu_offset: int) -> list[Scope]:
+        assert self._dwarf is not None
+        cu = self._dwarf.get_CU_at(cu_offset)
+        prog = self._dwarf.line_program_for_CU(cu)
+        names = _file_names(prog) if prog is not None else {}
+        out: list[Scope] = []
+        nesting = ("DW_TAG_subprogram", "DW_TAG_lexical_block", "DW_TAG_inlined_subroutine")
+
+        def walk(die, depth: int) -> None:  # type: ignore[no-untyped-def]
+            for child in die.iter_children():
+                tag = child.tag
+                if tag not in nesting:
+                    continue
+                if tag != "DW_TAG_lexical_block":
+                    inlined = tag == "DW_TAG_inlined_subroutine"
+                    name = _function_name(child)
+                    cf = child.attributes.get("DW_AT_call_file")
+                    cl = child.attributes.get("DW_AT_call_line")
+                    for lo, hi in self._die_ranges(child, cu):
+                        out.append(Scope(lo, hi, depth, name, inlined,
+                                         names.get(cf.value, "") if cf is not None else "",
+                                         cl.value if cl is not None else 0))
+                walk(child, depth + 1)
+
+        walk(cu.get_top_DIE(), 0)
+        return out
+
+
+def _file_names(prog) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    """File index (as line rows and DW_AT_call_file number them) -> path."""
+    version = prog.header["version"]
+    files = prog["file_entry"]
+    dirs = prog["include_directory"]
+    base = 0 if version >= 5 else 1  # DWARF 5 counts files and directories from 0
+    out = {}
+    for i, fe in enumerate(files):
+        name = fe.name.decode("utf-8", "replace") if isinstance(fe.name, bytes) else str(fe.name)
+        di = fe.dir_index - (0 if version >= 5 else 1)
+        if not name.startswith("/") and 0 <= di < len(dirs):
+            d = dirs[di]
+            name = os.path.join(d.decode("utf-8", "replace") if isinstance(d, bytes) else str(d), name)
+        out[i + base] = name
+    return out
+
+
+def _function_name(die) -> str:  # type: ignore[no-untyped-def]
+    """A function DIE's name, following abstract_origin/specification, demangled when C++ gave a linkage
+    name (`ns::Klass::method(int) const`) so it reads as gdb prints it."""
+    seen = 0
+    while die is not None and seen < 8:
+        seen += 1
+        attrs = die.attributes
+        for key in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
+            if key in attrs:
+                return demangle(_text(attrs[key].value))
+        if "DW_AT_name" in attrs and "DW_AT_specification" not in attrs:
+            return _qualified(die, _text(attrs["DW_AT_name"].value))
+        nxt = None
+        for key in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if key in attrs:
+                try:
+                    nxt = die.get_DIE_from_attribute(key)
+                except Exception:
+                    nxt = None
+                break
+        if nxt is None and "DW_AT_name" in attrs:
+            return _qualified(die, _text(attrs["DW_AT_name"].value))
+        die = nxt
+    return ""
+
+
+def _qualified(die, name: str) -> str:  # type: ignore[no-untyped-def]
+    """Prefix the enclosing namespaces and classes (C++), as gdb prints an inlined function's name."""
+    parts = [name]
+    scope_tags = ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type", "DW_TAG_union_type")
+    try:
+        parent = die.get_parent()
+        while parent is not None and parent.tag in scope_tags:
+            pname = parent.attributes.get("DW_AT_name")
+            if pname is None and parent.tag != "DW_TAG_namespace":
+                break  # a lambda's closure type has no name; gdb prints just operator()
+            parts.append(_text(pname.value) if pname is not None else "(anonymous namespace)")
+            parent = parent.get_parent()
+    except Exception:  # parent links need the whole CU decoded; without them the bare name stands
+        return name
+    return "::".join(reversed(parts))
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 @lru_cache(maxsize=32)
-def _table(path: str, _ino: int, _mtime: int) -> LineTable:
-    return LineTable(path)
+def _lines(path: str, _ino: int, _mtime: int) -> DwarfLines:
+    return DwarfLines(path)
+
+
+def dwarf_lines(path: str) -> DwarfLines:
+    """The DWARF reader for `path`, cached by (path, inode, mtime)."""
+    st = os.stat(path)
+    return _lines(path, st.st_ino, st.st_mtime_ns)
 
 
 def line_for(path: str, addr: int) -> tuple[str, int] | None:
-    st = os.stat(path)
-    return _table(path, st.st_ino, st.st_mtime_ns).lookup(addr)
+    return dwarf_lines(path).lookup(addr)
