@@ -53,7 +53,7 @@ class PtraceBackend:
         wanted = options.get("syscalls")
         names = frozenset(wanted) if isinstance(wanted, frozenset | set) else _syscalls(probes)  # type: ignore[arg-type]
         syscall_stops = True
-        if not names and user and wanted is not None and not any(p.kind == "syscall" for pr in probes for p in pr.points):
+        if not names and user and not any(p.kind == "syscall" for pr in probes for p in pr.points):
             syscall_stops = False  # library calls only: the tracee runs between breakpoints
         elif not names:  # probes not resolved to names (or none given): every syscall, as strace with no -e
             names = frozenset(table.by_name)
