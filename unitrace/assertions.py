@@ -99,20 +99,29 @@ def _query_of(call: Call, program: ProbeProgram) -> Query:
         return Query(q.func, q.point, q.value, sel.base, sel.key, text)
     func, args = call.func, call.args
     if func == "count":
-        if len(args) != 1 or not isinstance(args[0], PointRef):
+        point = _point_list(args)
+        if point is None:
             raise _err("count takes one probe point: count(syscall:openat)", call, program)
-        return Query("count", args[0].text, None, text=text)
+        return Query("count", point, None, text=text)
     if func in VALUE_FUNCS or _PERCENTILE.match(func):
         if len(args) == 1 and isinstance(args[0], Call) and args[0].func == "duration":
             inner = args[0].args
             if len(inner) != 1 or not isinstance(inner[0], PointRef):
                 raise _err("duration takes one probe point: duration(syscall:write)", args[0], program)
             return Query(func, inner[0].text, Name(args[0].span, "duration"), text=text)
-        if func in VALUE_FUNCS and len(args) == 2 and isinstance(args[1], PointRef):
-            return Query(func, args[1].text, args[0], text=text)
+        point = _point_list(args[1:])
+        if func in VALUE_FUNCS and len(args) >= 2 and point is not None:
+            return Query(func, point, args[0], text=text)
         shape = f"{func}(duration(POINT))" if func.startswith("p") else f"{func}(EXPR, POINT)"
         raise _err(f"cannot measure {text}: write {shape}", call, program)
     raise _err(f"{func}(...) is not a query an assertion can measure", call, program)
+
+
+def _point_list(args: Sequence[Expr]) -> str | None:
+    """`syscall:openat,creat` arrives as PointRef("syscall:openat"), Name("creat"): one point again."""
+    if not args or not isinstance(args[0], PointRef) or not all(isinstance(a, Name) for a in args[1:]):
+        return None
+    return ",".join([args[0].text, *(a.name for a in args[1:])])  # type: ignore[attr-defined]
 
 
 def queries_of(assertion: Assertion, program: ProbeProgram) -> list[Query]:

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from unitrace.sinks.text import TextSink
 
     source = args.file
-    program = parse_program(read_probe_file(source), source)
+    # resolved first: a misspelt name fails here, before anything is traced
+    program = resolve_program(parse_program(read_probe_file(source), source))
     tolerance = parse_tolerance(args.tolerance)
     baseline = load_baseline(args.baseline) if args.baseline else None  # a bad baseline fails before tracing
     if not program.probes and not program.assertions:
