@@ -105,20 +105,16 @@ class CfiIndex:
             decoded = fde.get_decoded()
             # "S" in the CIE augmentation marks a signal frame (glibc's __restore_rt)
             signal = b"S" in bytes(fde.cie.header.get("augmentation") or b"")
-            table = (start, fde.header["address_range"], decoded.table, signal)
+            # rows converted once per FDE: a warm walk is then two bisections per frame
+            pcs = [row["pc"] for row in decoded.table]
+            rows = [_to_row(row, signal) for row in decoded.table]
+            table = (start, fde.header["address_range"], pcs, rows)
             self._cache[i] = table
-        start, size, rows, signal = table  # type: ignore[misc]
+        start, size, pcs, rows = table  # type: ignore[misc]
         if not start <= pc < start + size:
             return None
-        chosen = None
-        for row in rows:
-            if row["pc"] <= pc:
-                chosen = row
-            else:
-                break
-        if chosen is None:
-            return None
-        return _to_row(chosen, signal)
+        j = bisect.bisect_right(pcs, pc) - 1
+        return rows[j] if j >= 0 else None
 
 
 def _to_row(row: dict, signal: bool) -> Row:
