@@ -43,6 +43,8 @@ class Frame:
     def __str__(self) -> str:
         mark = "" if self.reliable else "? "
         where = f"{self.symbol}+0x{self.offset:x}" if self.symbol else f"0x{self.address:x}"
+        if self.inlined and self.symbol:
+            where = f"{self.symbol} [inlined]"  # no code of its own: it lives inside the frame below it
         mod = f" ({self.module})" if self.module else ""
         src = f" at {self.file}:{self.line}" if self.file else ""
         return f"{mark}{where}{mod}{src}"
