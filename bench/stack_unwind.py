@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.stack_support import build, stopped  # noqa: E402
-from unitrace.stack import cfi  # noqa: E402
-from unitrace.stack.unwind import Maps, Unwinder, symbolize  # noqa: E402
-from unitrace.symbols import debuginfo, elf, lines  # noqa: E402
+from tests.stack_support import build, stopped
+from unitrace.stack import cfi
+from unitrace.stack.unwind import Maps, Unwinder, symbolize
+from unitrace.symbols import debuginfo, elf, lines
 
 
 def clear_caches() -> None:
