@@ -152,7 +152,7 @@ def implicit_probes(program: ProbeProgram) -> tuple[ProbeProgram, dict[str, int]
 
     The probes carry a plain `print` action because that is what makes every backend stream the events
     (an in-kernel backend would otherwise keep them); `unitrace run` keeps them out of the text output."""
-    from unitrace.lang import parse_probe_args
+    from unitrace.lang import parse_probe_args, resolve
     from unitrace.model.probe import PrintAction
 
     index: dict[str, int] = {}
@@ -162,7 +162,7 @@ def implicit_probes(program: ProbeProgram) -> tuple[ProbeProgram, dict[str, int]
             if q.point in index:
                 continue
             try:
-                parsed = parse_probe_args([q.point]).probes[0]
+                parsed = resolve(parse_probe_args([q.point])).probes[0]
             except ProbeError as exc:
                 raise ProbeError(f"in `{assertion.text}`: {exc.message}", assertion.span, program.text,
                                  hint=exc.hint) from None
