@@ -88,10 +88,14 @@ class ProbeRouter:
                     else:
                         self.filtered += 1
                     continue
-            if ev.probe >= 0 and ev.name not in by_name:
+            if ev.probe >= 0:
+                # The backend matched the event to its probe (bpf and ftrace emit one record per probe):
+                # fanning it out again would deliver it twice to every other probe on the same syscall.
                 pred = self.preds.get(ev.probe)
-                if pred is None or pred(ev):
+                if pred is None or ev.kind is EventKind.SYSCALL_ENTER or pred(ev):
                     out.append(ev)
+                else:
+                    self.filtered += 1
                 continue
             targets = by_name.get(ev.name)
             if not targets:
