@@ -19,4 +19,4 @@ def unitrace(*args: str, tmp: Path, timeout: float = 120) -> subprocess.Complete
     """`unitrace ARGS` in a subprocess (the demo writes its log into `tmp`)."""
     return subprocess.run([sys.executable, "-m", "unitrace", *args], capture_output=True, text=True,
                           timeout=timeout, check=False, cwd=tmp,
-                          env={"TMPDIR": str(tmp), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+                          env={"TMPDIR": str(tmp), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)})
