@@ -32,6 +32,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--string-limit", type=int, default=32, metavar="N",
                    help="print at most N bytes of each string (default 32)")
     p.add_argument("-q", "--quiet", action="store_true", help="no lines for signals, exits and notices")
+    p.add_argument("--chrome", metavar="FILE", help="also write a Chrome trace-event JSON file (Perfetto UI, "
+                   "chrome://tracing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +48,18 @@ def run(args: argparse.Namespace) -> int:
         "follow_forks": target.follow_forks,
         "format_options": FormatOptions(string_limit=args.string_limit),
     })
+    from contextlib import ExitStack
+
     from unitrace.sinks.output import atomic_output
 
-    with atomic_output(args.output or "-") as out:
+    with ExitStack() as files:
+        out = files.enter_context(atomic_output(args.output or "-"))
         sinks = _sinks(args, program, out)
+        if args.chrome:
+            from unitrace.sinks.chrome import ChromeTraceSink
+
+            aggregates = next((s for s in sinks if hasattr(s, "merge_kernel_rows")), None)
+            sinks.append(ChromeTraceSink(files.enter_context(atomic_output(args.chrome)), aggregates))
         status = run_program(program, target, sinks, options)
     return status
 
