@@ -130,8 +130,8 @@ DIAGNOSTICS = [
      "                        ^"),
     ('syscall:openat /comm == "x', "<command line>:1:25: error: unterminated string\n"
      'syscall:openat /comm == "x\n                        ^~'),
-    ("watch:&x:3:w", "<command line>:1:7: error: watchpoint length must be 1, 2, 4 or 8 bytes, not '3'\n"
-     "watch:&x:3:w\n      ^~~~~~\nhint: x86 debug registers watch aligned 1, 2, 4 or 8 bytes"),
+    ("watch:&x:3:w", "<command line>:1:10: error: watchpoint length must be 1, 2, 4 or 8 bytes, not '3'\n"
+     "watch:&x:3:w\n         ^\nhint: x86 debug registers watch aligned 1, 2, 4 or 8 bytes"),
 ]
 
 

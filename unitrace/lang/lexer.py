@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from unitrace.errors import ProbeError, Span
+from unitrace.model.kinds import scan_quoted, scan_regex
 
 PUNCT3: tuple[str, ...] = ()
 PUNCT2 = ("==", "!=", "<=", ">=", "&&", "||", "<<", ">>")
@@ -75,15 +76,33 @@ class Lexer:
 
     # ---- raw point specs ------------------------------------------------------------------------
     def point_spec(self) -> Token:
-        """`kind:target[%return]` up to whitespace, `{`, `)` or end; commas included (lists)."""
+        """`kind:target[%return]` up to whitespace, `{`, `;` or end; commas included (lists)."""
         self._unpeek()
         self._skip(newlines=False)
-        start = self.pos
+        return self._scan_point(in_expr=False)
+
+    def point_ref(self) -> Token:
+        """A probe point inside an expression (`count(syscall:openat,creat)`): also ends at `)` and at a
+        comma followed by a space (the next argument)."""
+        self._unpeek()
+        self._skip(newlines=True)
+        return self._scan_point(in_expr=True)
+
+    def _scan_point(self, in_expr: bool) -> Token:
+        """A point has no spaces, except inside a double-quoted field or a /regex/ that opens a field; those
+        are skipped whole so that `syscall:/^(open|stat)/` or `user:"/opt/my app":main` stay one point."""
         text = self.text
+        start = self.pos
         depth = 0
         while self.pos < len(text):
             c = text[self.pos]
-            if c in " \t\r\n{;" and depth == 0:
+            field_start = self.pos > start and text[self.pos - 1] in ":,!"
+            if c in "/\"" and field_start:
+                end = (scan_regex if c == "/" else scan_quoted)(text, self.pos)
+                if end > 0:
+                    self.pos = end
+                    continue
+            if c in " \t\r\n{;#":
                 break
             if c == "(":
                 depth += 1
@@ -91,16 +110,9 @@ class Lexer:
                 if depth == 0:
                     break
                 depth -= 1
-            self.pos += 1
-        return Token("point", text[start:self.pos], text[start:self.pos], self.span_at(start, self.pos - start))
-
-    def point_ref(self) -> Token:
-        """A probe point inside an expression (`count(syscall:openat)`): stops at `,` and `)` too."""
-        self._unpeek()
-        self._skip(newlines=True)
-        start = self.pos
-        text = self.text
-        while self.pos < len(text) and text[self.pos] not in " \t\r\n,)":
+            elif c == "," and in_expr and depth == 0 and (
+                    self.pos + 1 >= len(text) or text[self.pos + 1] in " \t\r\n),"):
+                break
             self.pos += 1
         return Token("point", text[start:self.pos], text[start:self.pos], self.span_at(start, self.pos - start))
 

@@ -15,10 +15,13 @@
 
 from __future__ import annotations
 
+import re
+from difflib import get_close_matches
+
 from unitrace.errors import ProbeError, Span
 from unitrace.lang.lexer import Lexer, Token
 from unitrace.model.expr import Binary, Call, Duration, Expr, Index, Int, Name, PointRef, Str, Unary
-from unitrace.model.kinds import kind_by_name
+from unitrace.model.kinds import KINDS, Field, all_kind_names, kind_by_name, split_fields
 from unitrace.model.probe import (
     AGGREGATIONS,
     Action,
@@ -130,13 +133,14 @@ class Parser:
     def probe(self, index: int) -> Probe:
         points: list[ProbePoint] = []
         first: Token | None = None
+        group: _Group | None = None
         while True:
             tok = self.lex.point_spec()
             if not tok.text:
                 raise self.error("expected a probe point", self.lex.peek())
             first = first or tok
-            points.extend(self.points(tok))
-            # `syscall:openat, syscall:read` (a comma before whitespace continues the list)
+            group = self.points(tok, group, points)
+            # `syscall:openat, syscall:read` or `syscall:openat, read` (a comma before a space continues)
             if tok.text.endswith(","):
                 continue
             nxt = self.lex.peek()
@@ -145,73 +149,77 @@ class Parser:
                 continue
             break
         predicate = None
-        if self.lex.at_space() or self.lex.pos >= len(self.text) or self.text[self.lex.pos] in "{;":
-            tok = self.lex.peek()
-            if tok.text == "/":
-                self.lex.next()
-                self.slash_ends = True
-                try:
-                    predicate = self.expr()
-                finally:
-                    self.slash_ends = False
-                self.expect("/")
-        elif self.text[self.lex.pos] not in "{":
-            raise self.error("put a space between the probe point and its predicate", self.lex.peek())
+        # The predicate and the actions may start on the next line: no statement begins with `/` or `{`.
+        nxt = self.lex.peek(newlines=False)
+        if nxt.text == "/" and nxt.kind == "punct":
+            if nxt.span.line == tok.span.line and nxt.span.col == tok.span.col + tok.span.length:
+                raise self.error("put a space between the probe point and its predicate", nxt)
+            self.lex.next()
+            self.slash_ends = True
+            try:
+                predicate = self.expr()
+            finally:
+                self.slash_ends = False
+            self.expect("/")
         actions: tuple[Action, ...] = (PrintAction(span=first.span),)
         if self.lex.peek().text == "{":
             actions = self.block()
         return Probe(tuple(points), predicate, actions, first.span, index)
 
-    def points(self, tok: Token) -> list[ProbePoint]:
-        text = tok.text.rstrip(",")
+    def points(self, tok: Token, group: _Group | None, out: list[ProbePoint]) -> _Group | None:
+        """Read one point token (a comma list) into `out`. A segment that begins `kind:` starts a new kind;
+        any other segment continues the kind before it: `syscall:openat,read,tracepoint:sched:sched_switch`.
+        Syscall segments in a row form one point (one set, one filter); segments of other kinds are points of
+        their own, and one without `:` takes the leading fields of the one before: user:libc:malloc,free."""
+        text = tok.text[:-1] if tok.text.endswith(",") else tok.text
         base = self._offset(tok.span)
-        out: list[ProbePoint] = []
-        kind_name, sep, rest = text.partition(":")
-        spec = kind_by_name(kind_name)
-        if not sep or spec is None:
-            from difflib import get_close_matches
+        groups: list[tuple[_Group, list[Field]]] = []
+        for seg in split_fields(text, ",", regex=True):
+            word, sep, _ = seg.text.partition(":")
+            spec = kind_by_name(word) if sep and not seg.quoted and _KIND_WORD.fullmatch(word) else None
+            if spec is not None:
+                site = Site.RETURN if word in spec.return_aliases else Site.ENTRY
+                group = _Group(spec.name, site)
+                skip = len(word) + 1
+                groups.append((group, [Field(seg.text[skip:], seg.offset + skip, seg.length - skip)]))
+            elif group is None:
+                self._unknown_kind(word if sep else seg.text, base + seg.offset)
+            elif groups and groups[-1][0] is group:
+                groups[-1][1].append(seg)
+            else:
+                groups.append((group, [seg]))
+        for grp, segs in groups:
+            spec = KINDS[grp.kind]
+            if spec.name == "syscall":
+                # one point: from the first pattern to the end of the last
+                head, tail = segs[0], segs[-1]
+                joined = text[head.offset: tail.offset + tail.length]
+                segs = [Field(joined, head.offset, len(joined))]
+            prefix = grp.prefix
+            for seg in segs:
+                target_text, site = _strip_site(seg.text, grp.site)
+                span = self.lex.span_at(base + seg.offset, max(1, seg.length))
+                if not target_text:
+                    raise ProbeError(f"{spec.name} probe without a target", span, self.text,
+                                     hint=f"e.g. {spec.example}")
+                if site not in spec.sites:
+                    raise ProbeError(f"{spec.name} probes have no {site.value} site", span, self.text)
+                inherit = prefix if len(split_fields(target_text, ":")) == 1 else ""
+                # the parser sees PREFIX + TEXT; shift its span left so its columns still land on TEXT
+                shifted = Span(span.line, max(1, span.col - len(inherit)), span.length + len(inherit), span.source)
+                target = spec.parse_target(inherit + target_text, shifted, self.text)
+                out.append(ProbePoint(spec.name, target, site, span))
+                fields = split_fields(inherit + target_text, ":")
+                last = fields[-1]
+                prefix = (inherit + target_text)[: last.offset] if len(fields) > 1 else ""
+            grp.prefix = prefix
+        return groups[-1][0] if groups else group
 
-            from unitrace.model.kinds import all_kind_names
-
-            close = get_close_matches(kind_name, all_kind_names(), n=1)
-            raise ProbeError(f"unknown probe kind {kind_name!r}", self.lex.span_at(base, len(kind_name)),
-                             self.text, hint=f"did you mean {close[0]}?" if close else
-                             "kinds: syscall, kernel, tracepoint, user, watch")
-        site = Site.RETURN if kind_name in spec.return_aliases else Site.ENTRY
-        segments = self._segments(rest, spec.name)
-        offset = base + len(kind_name) + 1
-        for seg_text, seg_off, seg_len in segments:
-            seg_site = site
-            target_text = seg_text
-            for suffix, s in (("%return", Site.RETURN), ("%entry", Site.ENTRY)):
-                if target_text.endswith(suffix):
-                    target_text = target_text[: -len(suffix)]
-                    seg_site = s
-            span = self.lex.span_at(offset + seg_off, max(1, seg_len))
-            if not target_text:
-                raise ProbeError(f"{spec.name} probe without a target", span, self.text,
-                                 hint=f"e.g. {spec.example}")
-            if seg_site not in spec.sites:
-                raise ProbeError(f"{spec.name} probes have no {seg_site.value} site", span, self.text)
-            target = spec.parse_target(target_text, span, self.text)
-            out.append(ProbePoint(spec.name, target, seg_site, span))
-        return out
-
-    def _segments(self, rest: str, kind: str) -> list[tuple[str, int, int]]:
-        """Split a comma list into (target text, offset in `rest`, length). A syscall list is one point (one
-        seccomp set); other kinds repeat the prefix: user:libc:malloc,free is user:libc:malloc and
-        user:libc:free."""
-        if kind == "syscall" or "," not in rest:
-            return [(rest, 0, len(rest))]
-        parts = rest.split(",")
-        head = parts[0]
-        prefix = head[: head.rfind(":") + 1] if ":" in head else ""
-        segs = [(head, 0, len(head))]
-        off = len(head) + 1
-        for p in parts[1:]:
-            segs.append((p if ":" in p else prefix + p, off, len(p)))
-            off += len(p) + 1
-        return segs
+    def _unknown_kind(self, word: str, offset: int) -> None:
+        close = get_close_matches(word, all_kind_names(), n=1)
+        raise ProbeError(f"unknown probe kind {word!r}", self.lex.span_at(offset, max(1, len(word))),
+                         self.text, hint=f"did you mean {close[0]}?" if close else
+                         "kinds: " + ", ".join(KINDS) + " (unitrace list kinds)")
 
     def block(self) -> tuple[Action, ...]:
         self.expect("{")
@@ -400,6 +408,27 @@ class Parser:
             return Name(tok.span, tok.text)
         what = "end of input" if tok.kind == "eof" else repr(tok.text)
         raise self.error(f"expected a value, found {what}", tok)
+
+
+class _Group:
+    """The kind a comma list is in, and the fields a following segment without `:` inherits."""
+
+    __slots__ = ("kind", "prefix", "site")
+
+    def __init__(self, kind: str, site: Site) -> None:
+        self.kind = kind
+        self.site = site
+        self.prefix = ""
+
+
+_KIND_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _strip_site(text: str, site: Site) -> tuple[str, Site]:
+    for suffix, s in (("%return", Site.RETURN), ("%entry", Site.ENTRY)):
+        if text.endswith(suffix):
+            return text[: -len(suffix)], s
+    return text, site
 
 
 def parse(text: str, source: str = "<command line>") -> ProbeProgram:
