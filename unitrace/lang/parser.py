@@ -52,14 +52,25 @@ class Parser:
         self.depth = 0
         # Inside /predicate/ a bare `/` ends the predicate; division needs parentheses there.
         self.slash_ends = False
+        # `(` tokens not closed yet: an input that ends inside them is reported at the `(`
+        self.open_parens: list[Token] = []
+        self.in_predicate = False
 
     # ---- helpers --------------------------------------------------------------------------------
     def error(self, msg: str, tok: Token, hint: str | None = None) -> ProbeError:
         return ProbeError(msg, tok.span, self.text, hint=hint)
 
+    def _unclosed(self, tok: Token) -> None:
+        """At the end of the input or line inside `( ...`, the missing `)` is the error, not the token."""
+        if self.open_parens and (tok.kind in ("eof", "newline") or tok.text in ("{", "}")):
+            hint = "inside ( ), / is division; the predicate ends at the / after the )" \
+                if self.in_predicate else None
+            raise self.error("this '(' is never closed", self.open_parens[-1], hint=hint)
+
     def expect(self, text: str, newlines: bool = False) -> Token:
         tok = self.lex.next(newlines)
         if tok.text != text or tok.kind not in ("punct", "ident"):
+            self._unclosed(tok)
             what = "end of input" if tok.kind == "eof" else repr(tok.text)
             raise self.error(f"expected {text!r}, found {what}", tok)
         return tok
@@ -155,12 +166,17 @@ class Parser:
             if nxt.span.line == tok.span.line and nxt.span.col == tok.span.col + tok.span.length:
                 raise self.error("put a space between the probe point and its predicate", nxt)
             self.lex.next()
-            self.slash_ends = True
+            self.slash_ends = self.in_predicate = True
             try:
                 predicate = self.expr()
             finally:
-                self.slash_ends = False
-            self.expect("/")
+                self.slash_ends = self.in_predicate = False
+            end = self.lex.peek()
+            if end.text != "/":
+                what = "end of input" if end.kind == "eof" else repr(end.text)
+                raise self.error(f"expected '/' to end the predicate, found {what}", end,
+                                 hint="a predicate is written between slashes: /pid == 1/")
+            self.lex.next()
         actions: tuple[Action, ...] = (PrintAction(span=first.span),)
         if self.lex.peek().text == "{":
             actions = self.block()
@@ -306,7 +322,11 @@ class Parser:
             out.append(self.expr())
             if self.accept(close):
                 return tuple(out)
-            self.expect(",")
+            tok = self.lex.peek()
+            if tok.text != ",":
+                what = "end of input" if tok.kind == "eof" else repr(tok.text)
+                raise self.error(f"expected ',' or {close!r}, found {what}", tok)
+            self.lex.next()
 
     # ---- expressions ----------------------------------------------------------------------------
     def expr(self) -> Expr:
@@ -383,12 +403,14 @@ class Parser:
             if self.depth > MAX_DEPTH:
                 raise self.error("expression nested too deeply", tok)
             saved, self.slash_ends = self.slash_ends, False
+            self.open_parens.append(tok)
             try:
                 inner = self.expr()
+                self.expect(")")
             finally:
                 self.depth -= 1
                 self.slash_ends = saved
-            self.expect(")")
+                self.open_parens.pop()
             return inner
         if tok.kind == "ident":
             if self.lex.looking_at_kind() and kind_by_name(tok.text) is not None:
@@ -406,6 +428,7 @@ class Parser:
                     self.depth -= 1
                 return Call(tok.span, tok.text, args)
             return Name(tok.span, tok.text)
+        self._unclosed(tok)
         what = "end of input" if tok.kind == "eof" else repr(tok.text)
         raise self.error(f"expected a value, found {what}", tok)
 

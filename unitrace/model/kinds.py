@@ -123,6 +123,16 @@ def _err(msg: str, span: Span, text: str, hint: str | None = None) -> ProbeError
     return ProbeError(msg, span, text, hint=hint)
 
 
+def _no_glued_predicate(f: Field, span: Span, text: str) -> None:
+    """`syscall:openat/pid == 1/` is a point and a predicate without the space between them."""
+    slash = f.text.find("/", 1 if f.text.startswith(("/", "!/")) else 0)
+    if f.text.startswith(("/", "!/")):
+        slash = -1 if scan_regex(f.text, f.text.index("/")) > 0 else slash
+    if slash >= 0 and not f.quoted:
+        raise _err("put a space between the probe point and its predicate",
+                   Span(span.line, span.col + f.offset + slash, 1, span.source), text)
+
+
 def syscall_patterns(target: str) -> list[Field]:
     """A syscall target's comma list: names, globs, %classes, /regex/, each optionally negated with `!`."""
     return split_fields(target, ",", regex=True)
@@ -134,6 +144,7 @@ def _syscall(target: str, span: Span, text: str) -> Target:
         p = f.text
         body = p[1:] if p.startswith("!") else p
         where = field_span(span, f)
+        _no_glued_predicate(f, span, text)
         if not body:
             raise _err("empty syscall name in the list", where, text)
         if body.startswith("/"):
@@ -150,6 +161,7 @@ def _syscall(target: str, span: Span, text: str) -> Target:
 
 
 def _kernel(target: str, span: Span, text: str) -> Target:
+    _no_glued_predicate(Field(target, 0, len(target)), span, text)
     if not _GLOB_IDENT.fullmatch(target):
         raise _err(f"{target!r} is not a kernel function name or glob", span, text,
                    hint="kernel:do_sys_openat2, or kernel:vfs_* for the function tracer")
@@ -158,6 +170,7 @@ def _kernel(target: str, span: Span, text: str) -> Target:
 
 def _tracepoint(target: str, span: Span, text: str) -> Target:
     fields = split_fields(target, ":")
+    _no_glued_predicate(fields[-1], span, text)
     if len(fields) != 2:
         raise _err(f"a tracepoint is SUBSYSTEM:EVENT, not {target!r}", span, text,
                    hint="tracepoint:sched:sched_process_exec (unitrace list tracepoints)")
@@ -173,6 +186,8 @@ def _user(target: str, span: Span, text: str) -> Target:
     path that contains spaces (or ends in something that looks like a function)."""
     fields = split_fields(target, ":")
     symbol = fields[-1]
+    if len(fields) > 1:
+        _no_glued_predicate(symbol, span, text)
     if len(fields) == 1:
         binary = ""
     elif len(fields) == 2 and fields[0].quoted:
@@ -192,6 +207,7 @@ def _user(target: str, span: Span, text: str) -> Target:
 
 def _watch(target: str, span: Span, text: str) -> Target:
     fields = split_fields(target, ":")
+    _no_glued_predicate(fields[-1], span, text)
     if len(fields) != 3:
         raise _err(f"a watchpoint is ADDRESS_OR_&SYMBOL:LEN:w|rw, not {target!r}", span, text,
                    hint="watch:&counter:8:w or watch:0x7ffd1234:4:rw")
