@@ -6,7 +6,7 @@ holds zero, k + 2 holds [2^k, 2^(k+1)); linear bucket 0 is below min, the last i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 BAR_WIDTH = 52
 _SUFFIX = ((1 << 60, "E"), (1 << 50, "P"), (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K"))
@@ -56,18 +56,41 @@ def linear_label(bucket: int, lo: int, hi: int, step: int) -> str:
     return f"[{start}, {start + step})"
 
 
-def draw(counts: Mapping[int, int], label, *, width: int = BAR_WIDTH) -> list[str]:  # type: ignore[no-untyped-def]
-    """One line per bucket from the lowest to the highest used, with bars scaled to the largest count."""
-    if not counts:
+LABEL_WIDTH = 16  # bpftrace's columns: the bucket left-aligned in 16, the count right-aligned in 8
+COUNT_WIDTH = 8
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def _rows(counts: Mapping[int, int], label: Callable[[int], str]) -> list[tuple[str, int]]:
+    """(label, count) for every bucket from the lowest to the highest used one, empty ones included."""
+    used = [b for b, n in counts.items() if n]
+    if not used:
         return []
-    lo, hi = min(counts), max(counts)
-    top = max(counts.values()) or 1
-    labels = [label(b) for b in range(lo, hi + 1)]
-    lw = max(len(x) for x in labels)
-    cw = max(len(str(c)) for c in counts.values())
+    return [(label(b), counts.get(b, 0)) for b in range(min(used), max(used) + 1)]
+
+
+def draw(counts: Mapping[int, int], label: Callable[[int], str], *, width: int = BAR_WIDTH) -> list[str]:
+    """bpftrace's text: `[4, 8)   12 |@@@@@      |`, bars scaled to the largest count."""
+    rows = _rows(counts, label)
+    if not rows:
+        return []
+    top = max(n for _, n in rows)
+    lw = max(LABEL_WIDTH, max(len(t) for t, _ in rows))
+    cw = max(COUNT_WIDTH, max(len(str(n)) for _, n in rows))
+    return [f"{text:<{lw}}{n:>{cw}} |{'@' * (n * width // top):<{width}}|" for text, n in rows]
+
+
+def draw_blocks(counts: Mapping[int, int], label: Callable[[int], str], *, width: int = 40) -> list[str]:
+    """The same rows with unicode block bars in eighths of a cell, for the TUI."""
+    rows = _rows(counts, label)
+    if not rows:
+        return []
+    top = max(n for _, n in rows)
+    lw = max(len(t) for t, _ in rows)
+    cw = max(len(str(n)) for _, n in rows)
     out = []
-    for b, text in zip(range(lo, hi + 1), labels, strict=True):
-        n = counts.get(b, 0)
-        bar = "@" * (n * width // top)
-        out.append(f"{text:<{lw}} {n:>{cw}} |{bar:<{width}}|")
+    for text, n in rows:
+        eighths = n * width * 8 // top
+        bar = "█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
+        out.append(f"{text:<{lw}} {n:>{cw}} │{bar:<{width}}│")
     return out
