@@ -16,7 +16,6 @@ arguments when the backend decodes them as `3</path>`), weighted by the query's 
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from unitrace.errors import ProbeError
 from unitrace.events import Event, EventKind, SessionStats
 from unitrace.model.expr import Binary, Call, Duration, Expr, Index, Int, Name, PointRef, Str, Unary
 from unitrace.model.probe import Assertion, Probe, ProbeProgram
+from unitrace.sinks.aggregate import Distribution
 
 # Event kinds that are one occurrence of a point (an unfinished entry is counted once, at its exit).
 HIT_KINDS = frozenset({EventKind.SYSCALL, EventKind.SYSCALL_RESUMED, EventKind.CALL, EventKind.RETURN,
@@ -58,7 +58,7 @@ class Query:
 @dataclass
 class QueryData:
     count: int = 0
-    values: list[int] = field(default_factory=list)
+    values: Distribution = field(default_factory=Distribution)  # exact, as value -> occurrences
     processes: Counter[str] = field(default_factory=Counter)
     files: Counter[str] = field(default_factory=Counter)
 
@@ -229,7 +229,7 @@ class AssertionCollector:
                     v = value_fn(ev)
                     if isinstance(v, bool) or not isinstance(v, int):
                         continue  # no value on this event (a duration an unfinished call lacks)
-                    data.values.append(v)
+                    data.values.add(v)
                     if q.func == "sum":
                         weight = v
                 data.count += 1
@@ -270,21 +270,20 @@ def value_of(q: Query, data: QueryData) -> int | float | None:
     """The query's value; None when there were no values to take a min/max/avg/percentile of."""
     if q.func == "count":
         return data.count
+    values = data.values
     if q.func == "sum":
-        return sum(data.values)
-    if not data.values:
+        return values.total
+    if not values.n:
         return None
     if q.func == "min":
-        return min(data.values)
+        return values.minimum
     if q.func == "max":
-        return max(data.values)
+        return values.maximum
     if q.func == "avg":
-        return sum(data.values) / len(data.values)
+        return values.mean
     m = _PERCENTILE.match(q.func)
     assert m is not None
-    ordered = sorted(data.values)
-    rank = math.ceil(int(m.group(1)) / 100 * len(ordered))  # nearest rank, as most CI tools define it
-    return ordered[max(rank, 1) - 1]
+    return values.percentile(int(m.group(1)))  # nearest rank, as most CI tools define it
 
 
 _COMPARE = {
