@@ -6,8 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from unitrace.errors import ProbeError
 from unitrace.lang import format_expr, parse_predicate, parse_probe_args, parse_program, resolve
@@ -184,33 +182,6 @@ def test_every_documented_example_parses(doc: str) -> None:
         assert len(blocks) >= 4
     for block in blocks:
         resolve(parse_program(block, doc))
-
-
-_GRAMMAR_BITS = st.sampled_from([
-    "syscall:", "openat", "kernel:", "user:", "libc", ":", "malloc", "%return", "tracepoint:", "sched",
-    "watch:", "&x", "8", "w", " ", "/", "{", "}", "(", ")", "[", "]", ";", ",", "@", "=", "==", "&&", "||",
-    "!", "-", "comm", "pid", "ret", "errno", "ENOENT", '"', '"cat"', "1ms", "0x10", "count()", "hist(",
-    "by", "assert", "\n", "#", "print", "stack", "lhist(arg0, 0, 10, 1)", "description", "99999999999999999999",
-])
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_GRAMMAR_BITS, max_size=30).map("".join))
-def test_fuzz_grammar_pieces_only_probe_errors(text: str) -> None:
-    try:
-        resolve(parse_program(text, "fuzz.ut"))
-    except ProbeError as exc:
-        assert exc.render()
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(max_size=80))
-def test_fuzz_any_text_only_probe_errors(text: str) -> None:
-    for parse in (lambda t: resolve(parse_program(t, "fuzz.ut")), parse_predicate):
-        try:
-            parse(text)
-        except ProbeError as exc:
-            assert exc.render()
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:

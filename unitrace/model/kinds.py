@@ -304,8 +304,9 @@ def tracepoint_exists(point: ProbePoint, text: str) -> None:
         return
     if not (events / sub).is_dir():
         close = difflib.get_close_matches(sub, [p.name for p in events.iterdir() if p.is_dir()], n=3)
-        raise ProbeError(f"no tracepoint subsystem {sub!r}", point.span, text,
+        raise ProbeError(f"no tracepoint subsystem {sub!r}", replace(point.span, length=len(sub)), text,
                          hint=f"did you mean {', '.join(close)}?" if close else "unitrace list tracepoints")
     close = difflib.get_close_matches(event, [p.name for p in (events / sub).iterdir() if p.is_dir()], n=3)
-    raise ProbeError(f"no tracepoint {sub}:{event}", point.span, text,
+    where = replace(point.span, col=point.span.col + len(sub) + 1, length=len(event))
+    raise ProbeError(f"no tracepoint {sub}:{event}", where, text,
                      hint=f"did you mean {', '.join(close)}?" if close else f"unitrace list tracepoints '{sub}:*'")
