@@ -110,3 +110,13 @@ def test_predicate_and_actions_may_be_arguments_or_lines_of_their_own() -> None:
     assert len(prog.probes) == 1 and format_expr(prog.probes[0].predicate) == 'comm == "cat"'  # type: ignore[arg-type]
     # the argument is the line of an error
     assert error_of("syscall:openat", "/comm == 3/").startswith("<command line>:2:2: error:")
+
+
+def test_caret_lines_up_under_tabs_and_lines_end_only_at_newlines() -> None:
+    assert error_of("syscall:openat\t/comm == 3/").split("\n")[1:3] == [
+        "syscall:openat\t/comm == 3/", "              \t ^~~~"]
+    # \f is not a line break for the lexer, so it is not one for the rendering either
+    with pytest.raises(ProbeError) as info:
+        parse_program('syscall:openat /comm == "\x0c" && $/', "x.ut")
+    assert info.value.render().split("\n")[:3] == [
+        "x.ut:1:32: error: unexpected character '$'", 'syscall:openat /comm == "\x0c" && $/', " " * 31 + "^"]

@@ -48,7 +48,7 @@ def test_every_registry_entry_is_complete_and_documented() -> None:
                 points(spec.example.removesuffix("%return") + "%" + site.value)
         # garbage in the target is a ProbeError located inside the target
         with pytest.raises(ProbeError) as info:
-            resolve(parse_probe_args([f"{name}:$$"]))
+            resolve(parse_probe_args([f"{name}:=+"]))
         assert info.value.span.col > len(name)
         assert spec.check_target is None or callable(spec.check_target)
     assert sorted(seen) == all_kind_names()

@@ -52,9 +52,13 @@ class ProbeError(UnitraceError):
         self.text = text
 
     def render(self) -> str:
-        lines = self.text.splitlines() or [""]
-        src = lines[self.span.line - 1] if 0 < self.span.line <= len(lines) else ""
-        caret = " " * (self.span.col - 1) + "^" + "~" * max(0, self.span.length - 1)
+        # Lines end at "\n" only, as the lexer counts them (str.splitlines also splits at \r, \f, \x1c, ...)
+        lines = self.text.split("\n")
+        src = lines[self.span.line - 1].rstrip("\r") if 0 < self.span.line <= len(lines) else ""
+        # a tab in the source stays a tab under it, so that the caret lines up on a terminal
+        pad = "".join("\t" if c == "\t" else " " for c in src[: self.span.col - 1])
+        pad += " " * (self.span.col - 1 - len(pad))
+        caret = pad + "^" + "~" * max(0, self.span.length - 1)
         out = f"{self.span}: error: {self.message}\n{src}\n{caret}"
         if self.hint:
             out += f"\nhint: {self.hint}"
