@@ -16,6 +16,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from operator import attrgetter
 from typing import TextIO
 
@@ -104,7 +105,7 @@ class Distribution:
             return None
         if not 0 <= p <= 100:
             raise ValueError(f"percentile {p} is not between 0 and 100")
-        rank = max(1, math.ceil(p / 100 * self.n))
+        rank = max(1, math.ceil(Fraction(str(p)) * self.n / 100))  # exact: 99.9% of 5000 is 4995, not 4996
         if self._sorted is None:
             self._sorted = sorted(self.counts)
         seen = 0
