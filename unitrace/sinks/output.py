@@ -79,12 +79,12 @@ class AtomicFile:
         except OSError as exc:
             raise UnitraceError(f"cannot write {path}: {exc.strerror}") from None
         try:
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                raise UnitraceError(f"cannot write {path}: it is a directory")
             if st is not None and not stat.S_ISREG(st.st_mode):
                 self.direct = True
                 fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
             else:
-                if st is not None and stat.S_ISDIR(st.st_mode):
-                    raise UnitraceError(f"cannot write {path}: it is a directory")
                 reap_stale_temporaries(os.path.dirname(target))
                 self.target = target
                 self.tmp = temporary_name(target)
