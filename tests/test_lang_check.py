@@ -82,6 +82,11 @@ def test_assertion_points_are_checked_where_they_were_written() -> None:
                                    "hint: did you mean openat, openat2, connect?")
     with pytest.raises(ProbeError, match="unknown name 'filename'"):
         resolve(parse_program("assert sum(filename, syscall:write) < 3", "ci.ut"))
+    with pytest.raises(ProbeError) as info:
+        resolve(parse_program('assert count(syscall:openat) by cmm["cc1"] <= 40', "ci.ut"))
+    assert info.value.render() == ('ci.ut:1:33: error: unknown name \'cmm\'\n'
+                                   'assert count(syscall:openat) by cmm["cc1"] <= 40\n'
+                                   '                                ^~~\nhint: did you mean comm?')
     with pytest.raises(ProbeError, match="unknown function 'p100'"):
         resolve(parse_program("assert p100(duration(syscall:write)) < 3ms", "ci.ut"))
     # a syscall list inside a query stays one point

@@ -395,6 +395,11 @@ def _check_assertion(a: Assertion, program: ProbeProgram, arch: str) -> None:
             if e.func not in ASSERT_FUNCS and not _PERCENTILE.fullmatch(e.func):
                 raise _err(f"unknown function {e.func!r} in an assertion", e.span, text,
                            hint="count, sum, min, max, avg, p50..p99, duration")
+            if e.func == "by" and len(e.args) == 2 and isinstance(e.args[1], Index):
+                # the key is a name of the events the query counts: check it against the query's points
+                pts = tuple(p for r in point_refs(e.args[0]) for p in parse_point_ref(r, program, arch))
+                _check_names(e.args[1].base, _known_names(pts, arch), text, return_ok=_result_ok(pts))
+                continue
             refs = [x for x in e.args if isinstance(x, PointRef)]
             if not refs:
                 continue
