@@ -189,3 +189,10 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
         parse_predicate("(" * 5000 + "1" + ")" * 5000)
     with pytest.raises(ProbeError):
         parse_predicate("!" * 5000 + "1")
+
+
+def test_a_list_goes_on_after_a_comma_at_the_end_of_a_line_and_assert_text_ends_at_its_expression() -> None:
+    prog = resolve(parse_program('syscall:openat,\n   syscall:read { count() }\n'
+                                 'assert count(syscall:openat) by comm["a#b"] <= 3  # why\n', "x.ut"))
+    assert [str(p) for p in prog.probes[0].points] == ["syscall:openat", "syscall:read"]
+    assert prog.assertions[0].text == 'assert count(syscall:openat) by comm["a#b"] <= 3'

@@ -75,10 +75,15 @@ class Lexer:
             self._peeked = None
 
     # ---- raw point specs ------------------------------------------------------------------------
-    def point_spec(self) -> Token:
-        """`kind:target[%return]` up to whitespace, `{`, `;` or end; commas included (lists)."""
+    def end_of_last_token(self) -> int:
         self._unpeek()
-        self._skip(newlines=False)
+        return self.pos
+
+    def point_spec(self, newlines: bool = False) -> Token:
+        """`kind:target[%return]` up to whitespace, `{`, `;` or end; commas included (lists). After a comma
+        that ends a line, the list goes on on the next line (newlines=True)."""
+        self._unpeek()
+        self._skip(newlines=newlines)
         return self._scan_point(in_expr=False)
 
     def point_ref(self) -> Token:

@@ -131,10 +131,9 @@ class Parser:
     def assertion(self) -> Assertion:
         start = self.lex.next()
         expr = self.expr()
-        begin = self._offset(start.span)
-        end = self.text.find("\n", begin)
-        line = self.text[begin: end if end >= 0 else len(self.text)]
-        return Assertion(expr, line.split("#", 1)[0].strip(), start.span)
+        # the text as written, up to the end of the expression (not a comment after it)
+        end = self.lex.end_of_last_token()
+        return Assertion(expr, self.text[self._offset(start.span): end].strip(), start.span)
 
     def _offset(self, span: Span) -> int:
         lines = self.text.split("\n")
@@ -145,8 +144,10 @@ class Parser:
         points: list[ProbePoint] = []
         first: Token | None = None
         group: _Group | None = None
+        after_comma = False
         while True:
-            tok = self.lex.point_spec()
+            tok = self.lex.point_spec(newlines=after_comma)
+            after_comma = True
             if not tok.text:
                 raise self.error("expected a probe point", self.lex.peek())
             first = first or tok
