@@ -5,6 +5,7 @@ tests/test_ptrace_ctypes.py for the whole package.)"""
 from __future__ import annotations
 
 import ctypes
+import fnmatch
 import os
 import shutil
 import signal
@@ -91,3 +92,34 @@ def test_stopped_descendants_finds_a_ptrace_stopped_child() -> None:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     assert stopped_descendants(os.getpid()) == []
+
+
+def _listed_package_dirs(config: dict) -> dict[str, Path]:
+    out = {}
+    for name in config["packages"]:
+        top = next(t for t in sorted(config["package-dir"], key=len, reverse=True)
+                   if name == t or name.startswith(t + "."))
+        out[name] = ROOT / Path(config["package-dir"][top], *name[len(top):].split(".")[1:])
+    return out
+
+
+def test_every_data_file_in_a_package_is_installed() -> None:
+    """A file the code opens beside itself (prototype tables, the BPF header, stylesheets) must be in
+    package-data, or an installed (non-editable) unitrace fails at run time, not at build time."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = config["package-data"]
+    dirs = _listed_package_dirs(config)
+    missing = []
+    for name, directory in dirs.items():
+        for path in directory.rglob("*"):
+            rel = path.relative_to(directory)
+            if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in rel.parts:
+                continue
+            if any((directory / part).joinpath("__init__.py").exists() for part in rel.parts[:1]) and len(rel.parts) > 1:
+                continue  # belongs to a sub-package, judged under its own name
+            if not any(fnmatch.fnmatch(str(rel), pattern) for pattern in patterns.get(name, [])):
+                missing.append(f"{name}: {rel}")
+    assert missing == [], f"data files not in pyproject's package-data: {missing}"
+    for name, pats in patterns.items():
+        for pattern in pats:
+            assert list(dirs[name].glob(pattern)), f"package-data {name}: {pattern} matches nothing"
