@@ -196,3 +196,15 @@ def test_a_list_goes_on_after_a_comma_at_the_end_of_a_line_and_assert_text_ends_
                                  'assert count(syscall:openat) by comm["a#b"] <= 3  # why\n', "x.ut"))
     assert [str(p) for p in prog.probes[0].points] == ["syscall:openat", "syscall:read"]
     assert prog.assertions[0].text == 'assert count(syscall:openat) by comm["a#b"] <= 3'
+
+
+@pytest.mark.parametrize(("text", "name", "nkeys"), [
+    ("syscall:openat { @n = count() }", "n", 0),
+    ("syscall:openat { @n=count() }", "n", 0),
+    ("syscall:openat { @n[comm] = count() }", "n", 1),
+    ("syscall:openat { @ = count() }", "", 0),
+    ("syscall:openat { @[comm, pid] = hist(arg2) }", "", 2),
+])
+def test_map_assignment_spacing(text: str, name: str, nkeys: int) -> None:
+    (action,) = parse_program(text).probes[0].actions
+    assert (action.name, len(action.keys)) == (name, nkeys)

@@ -276,7 +276,9 @@ class Parser:
         if tok.text == "@":
             self.lex.next()
             name = ""
-            if self.lex.peek().kind == "ident" and not self.text[self.lex.pos:self.lex.pos + 1].isspace():
+            nxt = self.lex.peek()
+            # `@n = count()` names the map; `@ = count()` and `@[k] = ...` do not: the name must touch the @
+            if nxt.kind == "ident" and nxt.span.line == tok.span.line and nxt.span.col == tok.span.col + 1:
                 name = self.lex.next().text
             keys: tuple[Expr, ...] = ()
             if self.accept("["):
