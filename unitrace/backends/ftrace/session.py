@@ -521,7 +521,7 @@ class FtraceSession:
             except OSError:
                 maps = None
         if maps is not None:
-            symbolize(frames, maps)  # type: ignore[arg-type]
+            frames = symbolize(frames, maps)  # with the inlined calls DWARF records at each pc
         target = self._last_by_cpu.get(cpu)  # the record it follows: an event, or a syscall entry
         if target is not None and target.stack is None:
             target.stack = frames
