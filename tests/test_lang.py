@@ -175,7 +175,8 @@ def _examples(path: Path) -> list[str]:
     return re.findall(r"```unitrace\n(.*?)```", path.read_text(), re.S)
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/language.md"])
+@pytest.mark.parametrize("doc", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")
+                                                   if "```unitrace" in p.read_text())])
 def test_every_documented_example_parses(doc: str) -> None:
     blocks = _examples(ROOT / doc)
     if doc == "docs/language.md":
