@@ -520,7 +520,12 @@ class PtraceSession:
                 except OSError as exc:
                     self._notice(pid, f"cannot set breakpoints in process {pid}: {exc.strerror}")
                 self.batch.extend(self.bps.take_events())
-            self.batch.append(Event(EventKind.EXEC, time.time_ns(), pid, pid, fields={"old_tid": old}))
+            try:
+                filename = os.readlink(f"/proc/{pid}/exe")
+            except OSError:  # gone already, or not ours to read
+                filename = ""
+            self.batch.append(Event(EventKind.EXEC, time.time_ns(), pid, pid, "execve", comm=self._comm_of(pid),
+                                    fields={"old_tid": old, "filename": filename}))
             self._resume(t, 0)
         elif sig == signal.SIGTRAP and event == 0 and self.bps is not None and self._bp_trap(t):
             self._resume(t, 0)
