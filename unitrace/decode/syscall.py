@@ -7,7 +7,7 @@ overrides below. A formatter runs either at entry (in-arguments) or at exit (out
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from unitrace.decode import structs as S
 from unitrace.decode import xlat_data as X
@@ -121,6 +121,15 @@ class StraceDecoder:
             return str(fd)
         desc = self.fds.describe(pid, fd, self.opts.decode_fds)
         return f"{fd}<{desc}>" if desc else str(fd)
+
+    def prepare(self, nrs: Iterable[int]) -> None:
+        """Build the decoding specs of these syscalls now, before the tracee runs: built lazily, the first
+        call of each would pay for it inside its own entry-to-exit time (strace's -T would show it)."""
+        if not self.opts.decode:
+            return
+        for nr in nrs:
+            if nr not in self._specs:
+                self._specs[nr] = self._build(nr, self.table.by_nr.get(nr))
 
     # ---- protocol -----------------------------------------------------------------------------
     def enter(self, pid: int, nr: int, args: tuple[int, ...], mem: Memory) -> Call:

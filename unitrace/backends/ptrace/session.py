@@ -156,6 +156,7 @@ class PtraceSession:
         self.wanted: frozenset[int] | None = (frozenset(self.table.by_name[n].nr for n in names  # type: ignore[union-attr]
                                                         if n in self.table.by_name)
                                               if names is not None else None)
+        self.decoder.prepare(self.wanted if self.wanted is not None else self.table.by_nr)
         self.follow = bool(options.get("follow_forks", target.follow_forks))
         # Breakpoints live in memory that forks copy and threads share: with any, every child is traced
         # (a child we let go would die on the first int3); what the user did not ask for is not reported.
