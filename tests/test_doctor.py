@@ -224,3 +224,15 @@ def test_find_leftovers_sees_an_instance(tracefs: Path) -> None:
         assert any(x.name == inst.name and x.owner_pid == os.getpid() for x in find_leftovers())
     finally:
         inst.rmdir()
+
+
+def test_detection_for_the_planner_does_not_load_bcc() -> None:
+    """Importing bcc loads LLVM (~0.3 s); every `unitrace trace` start asks the planner, so the quick
+    detection must find bcc without importing it (doctor --deep imports and compiles)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from unitrace.system import detect; caps = detect(); "
+            "print(caps['bcc'].available, 'bcc' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False"

@@ -295,23 +295,45 @@ def kernel_headers() -> Path:
     return Path(f"/lib/modules/{os.uname().release}/build")
 
 
+def _bcc_missing() -> str:
+    """Why `import bcc` would fail, found without importing it ("" when it would work)."""
+    import ctypes.util
+    import importlib.util
+
+    from unitrace.backends.bpf.session import DIST_PACKAGES
+
+    if importlib.util.find_spec("bcc") is None and not os.path.isdir(os.path.join(DIST_PACKAGES, "bcc")):
+        return "no bcc module (Debian's python3-bpfcc)"
+    if ctypes.util.find_library("bcc") is None:
+        return "no libbcc shared library"
+    return ""
+
+
 def check_bcc(deep: bool = False) -> Capability:
     """bcc importable (Debian's python3-bpfcc) and kernel headers for its run-time compiles; with `deep`,
     compile a trivial program for real (seconds)."""
     from unitrace.errors import UnitraceError
 
-    try:
-        from unitrace.backends.bpf.session import import_bcc
+    if not deep:
+        # importing bcc loads libbcc and LLVM (~0.3 s): the planner asks on every start, so look without
+        # loading; `doctor --deep` imports and compiles for real
+        missing = _bcc_missing()
+        if missing:
+            return _no("bcc", f"bcc is not importable: {missing}", "apt-get install python3-bpfcc (scripts/setup.sh)")
+        bcc = None
+    else:
+        try:
+            from unitrace.backends.bpf.session import import_bcc
 
-        bcc = import_bcc()
-    except (UnitraceError, ImportError, OSError) as exc:
-        return _no("bcc", f"bcc is not importable: {exc}", "apt-get install python3-bpfcc (scripts/setup.sh)")
+            bcc = import_bcc()
+        except (UnitraceError, ImportError, OSError) as exc:
+            return _no("bcc", f"bcc is not importable: {exc}", "apt-get install python3-bpfcc (scripts/setup.sh)")
     build = kernel_headers()
     if not (build / "include").is_dir() and not Path("/sys/kernel/kheaders.tar.xz").exists():
         return _no("bcc", f"no kernel headers for {os.uname().release} ({build} is missing), so bcc cannot "
                    "compile", "apt-get install linux-headers-amd64 and link them there (scripts/setup.sh does it)")
     where = f"headers at {build.resolve()}"
-    if not deep:
+    if bcc is None:
         return _yes("bcc", where + " (doctor --deep compiles a program)")
     try:
         prog = bcc.BPF(text="int unitrace_doctor(void *ctx) { return 0; }")
