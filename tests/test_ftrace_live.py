@@ -319,3 +319,23 @@ def test_binary_deleted_while_attached(tracefs_root: Path, malloc_prog: str, tmp
 
 def event_name_of_main() -> str:
     return "victim_main"
+
+
+def test_events_carry_the_name_the_thread_had_at_the_time(tracefs_root: Path, tmp_path: Path) -> None:
+    """Records are read after the fact: by then /proc (or saved_cmdlines) shows the thread's last name.
+    A process that renames itself and execs twice must have each event under the name it had then."""
+    from unitrace.lang import parse_program, resolve
+
+    script = tmp_path / "first-name"
+    script.write_text("#!/bin/sh\nexec 3</etc/hostname\nexec /bin/cat /etc/hostname\n")
+    script.chmod(0o755)
+    probes = resolve(parse_program("syscall:openat")).probes
+    rc, got, _ = _trace(list(probes), TraceTarget(command=(str(script),)))
+    assert rc == 0
+    opens = sorted((e for e in got if e.kind is EventKind.SYSCALL and e.name == "openat"), key=lambda e: e.ts_ns)
+    names = [e.comm for e in opens]
+    # the shell runs under the script's name until it execs cat: no other name, and no interleaving
+    assert set(names) == {"first-name", "cat"}, names
+    first_cat = names.index("cat")
+    assert "first-name" in names[:first_cat] and set(names[first_cat:]) == {"cat"}, names
+    assert _leftovers(tracefs_root) == []

@@ -8,6 +8,7 @@ events are never touched.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import os
 import select
@@ -174,6 +175,29 @@ class _Pending:
     stack: list[Frame] | None = None
 
 
+class _NameTimeline:
+    """Per thread: the times its name changed, with the name before and after, in time order."""
+
+    def __init__(self) -> None:
+        self._times: dict[int, list[int]] = {}
+        self._names: dict[int, list[tuple[str, str]]] = {}
+
+    def add(self, tid: int, ts: int, old: str, new: str) -> None:
+        times = self._times.setdefault(tid, [])
+        names = self._names.setdefault(tid, [])
+        i = bisect.bisect_right(times, ts)
+        times.insert(i, ts)
+        names.insert(i, (old, new))
+
+    def at(self, tid: int, ts: int, fallback: str) -> str:
+        times = self._times.get(tid)
+        if not times:
+            return fallback
+        i = bisect.bisect_right(times, ts)
+        names = self._names[tid]
+        return names[i - 1][1] if i else names[0][0]
+
+
 @dataclass
 class _Handlers:
     by_id: dict[int, list[tuple[EventPlan, RecordDecoder]]] = field(default_factory=dict)
@@ -215,6 +239,10 @@ class FtraceSession:
         self._last_by_cpu: dict[int, Event | _Pending] = {}
         self._tgid: dict[int, int] = {}
         self._comm: dict[int, str] = {}
+        # A thread's name over time, from task_rename (every exec and prctl rename) and sched_process_fork:
+        # records are read after the fact, when /proc already shows a later name (or none).
+        self._names = _NameTimeline()
+        self._internal: dict[int, tuple[str, RecordDecoder]] = {}
         self._clock_offset = 0
         self._layout = PageLayout()
         self._decoder = None
@@ -275,12 +303,36 @@ class FtraceSession:
                 self._undo.append(lambda r=rel: self._quiet_write(f"{r}/trigger", "!stacktrace"))
             self.fs.write(f"{rel}/enable", "1", what=f"enabling {ev.event}")
             self._undo.append(lambda r=rel: self._quiet_write(f"{r}/enable", "0"))
+        self._enable_name_events()
         self._open_readers()
         self._clock_offset = time.time_ns() - time.monotonic_ns()
         self.fs.write(f"{inst}/tracing_on", "1")
         self._undo.append(lambda: self._quiet_write(f"{self.instance}/tracing_on", "0"))
         if self._held is not None:
             self._held.release()  # the child execs now, with tracing on and its pid in scope
+
+    def _enable_name_events(self) -> None:
+        """task_rename and sched_process_fork in our instance, scoped like the rest, so every event gets
+        the name its thread had at the time. Where the kernel lacks them, names come from /proc."""
+        for rel, kind in (("events/task/task_rename", "rename"), ("events/sched/sched_process_fork", "fork")):
+            if not self.fs.path(f"{self.instance}/{rel}").is_dir():
+                continue
+            fmt = parse_format(self.fs.read(f"{rel}/format"), rel.split("/")[1])
+            dec = RecordDecoder(fmt)
+            self._internal[fmt.id] = (kind, dec)
+            self._unpackers.setdefault(fmt.id, dec.fast)
+            if any(ev.path(self.group) == rel for ev in self.plan.events):
+                continue  # the user's own probe enabled it already (with their filter: names may miss)
+            self.fs.write(f"{self.instance}/{rel}/enable", "1", what=f"enabling {rel}")
+            self._undo.append(lambda r=rel: self._quiet_write(f"{self.instance}/{r}/enable", "0"))
+
+    def _note_name(self, kind: str, dec: RecordDecoder, page: bytes, off: int, ts: int) -> None:
+        values = dec.decode(page, off)
+        if kind == "rename":
+            self._names.add(int(values["pid"]), ts, str(values["oldcomm"]), str(values["newcomm"]))  # type: ignore[call-overload]
+        else:
+            name = str(values["child_comm"])
+            self._names.add(int(values["child_pid"]), ts, name, name)  # type: ignore[call-overload]
 
     def _setup_function_tracer(self, pids: list[int]) -> None:
         inst = self.instance
@@ -446,6 +498,7 @@ class FtraceSession:
         """Read what the per-CPU buffers hold. Bounded while tracing (so a stop request is seen under any
         load), complete at the end (tracing is off then, so it ends)."""
         batch: list[Event] = []
+        pages: list[tuple[bytes, int]] = []
         for fd in self._fds:
             cpu = self._cpu_of[fd]
             for _ in range(MAX_PAGES_PER_PASS if bounded else 1 << 62):
@@ -457,7 +510,22 @@ class FtraceSession:
                     continue
                 if not page:
                     break
-                self._decode_page(page, cpu, batch)
+                pages.append((page, cpu))
+        decoded = []
+        for page, cpu in pages:
+            records: list[tuple[int, int, int, tuple]] = []
+            missed = decode_page(page, self._layout, self._unpackers, records)
+            decoded.append((page, cpu, missed, records))
+        if self._internal:
+            # names first, from every CPU's pages: an exec on one CPU names the events on the others
+            internal, offset = self._internal, self._clock_offset
+            for page, _cpu, _missed, records in decoded:
+                for ts, etype, off, _values in records:
+                    if etype in internal:
+                        kind, dec = internal[etype]
+                        self._note_name(kind, dec, page, off, ts + offset)
+        for page, cpu, missed, records in decoded:
+            self._decode_records(page, cpu, missed, records, batch)
         if batch:
             self.stats.events += len(batch)
             self.emit(batch)
@@ -465,6 +533,10 @@ class FtraceSession:
     def _decode_page(self, page: bytes, cpu: int, out: list[Event]) -> None:
         records: list[tuple[int, int, int, tuple]] = []
         missed = decode_page(page, self._layout, self._unpackers, records)
+        self._decode_records(page, cpu, missed, records, out)
+
+    def _decode_records(self, page: bytes, cpu: int, missed: int, records: list[tuple[int, int, int, tuple]],
+                        out: list[Event]) -> None:
         if missed:
             out.append(Event(EventKind.LOST, 0, 0, 0, cpu=cpu, ret=max(missed, 1)))
         handlers = self._handlers.by_id
@@ -480,7 +552,7 @@ class FtraceSession:
                 out.append(self._function_event(self._function_decoder.decode(page, off), ts + offset, cpu,
                                                 values[3]))
                 continue
-            for plan, dec in handlers[etype]:
+            for plan, dec in handlers.get(etype, ()):
                 ev = self._to_event(plan, dec, page, off, values, ts + offset, cpu)
                 if ev is not None:
                     out.append(ev)
@@ -530,6 +602,7 @@ class FtraceSession:
         from unitrace.symbols.kallsyms import kernel_symbolize
 
         pid, comm = self._ident(tid)
+        comm = self._names.at(tid, ts, comm)
         ip = int(values["ip"])  # type: ignore[call-overload]
         parent = kernel_symbolize(int(values["parent_ip"]))  # type: ignore[call-overload]
         fn = kernel_symbolize(ip)
@@ -600,6 +673,7 @@ class FtraceSession:
             self._last_by_cpu[cpu] = pend  # type: ignore[assignment]
             return None
         pid, comm = self._ident(tid)
+        comm = self._names.at(tid, ts, comm)
         if role == "exit":
             ret = values[-1]
             name = plan.syscalls[0] if plan.system == "syscalls" else self._syscall_name(values[4])
