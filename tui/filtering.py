@@ -28,9 +28,8 @@ def compile_filter(text: str) -> Callable[[Event], bool] | FilterProblem:
     """A predicate for the filter text, or the problem with it. Empty text is not a filter (None is not
     returned: the caller clears the filter itself)."""
     try:
-        from unitrace.model.evaluate import predicate
-
         from unitrace.lang import parse_predicate
+        from unitrace.model.evaluate import predicate
     except ImportError:
         return FilterProblem("the predicate language (unitrace.lang, unitrace.model.evaluate) is not available in this build", 0)
     try:
