@@ -28,7 +28,9 @@ How a call is caught, and why this way:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import dataclasses
 import errno
 import fnmatch
 import os
@@ -51,6 +53,10 @@ PROT_READ, PROT_EXEC = 1, 4
 MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
 R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_IRELATIVE = 6, 7, 37
 INT3 = b"\xcc"
+# The return trampoline: a hit puts the real return address back where `ret` took ours from, and the
+# tracee returns again by itself (`lea -8(%rsp),%rsp` leaves the flags alone; [rsp-8] is below the stack
+# pointer but above the red zone a signal frame skips): no SETREGS on the way back.
+TRAMPOLINE = b"\xcc\x48\x8d\x64\x24\xf8\xc3"
 SLOT = 32
 PAGE = 4096
 _U64 = struct.Struct("<Q")
@@ -58,6 +64,16 @@ _I32 = struct.Struct("<i")
 _REGS = px.USER_REGS
 _R = px.REG
 _ARG_REGS = tuple(_R[n] for n in ("rdi", "rsi", "rdx", "rcx", "r8", "r9"))
+_RIP, _RSP, _RAX = _R["rip"], _R["rsp"], _R["rax"]
+_RIP_OFF = 8 * _RIP
+_ENDBR64 = b"\xf3\x0f\x1e\xfa"
+# how a hit goes on past the displaced instruction
+RESUME_SLOT = 0  # rip := resume_at (the out-of-line slot, or an emulated jump's target)
+RESUME_NEXT = 1  # nothing to do: the int3 replaced endbr64's prefix and `0f 1e fa` is a NOP (no SETREGS)
+RESUME_STEP = 2  # cannot be displaced: remove, single-step, re-insert
+RESUME_RET = 3  # the function is a bare `ret`: emulated (rip := [rsp], rsp += 8)
+RT_CONSISTENT = 0
+DT_NULL, DT_DEBUG = 0, 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +103,9 @@ class Breakpoint:
     site: str = "both"
     resume_at: int = 0  # the slot to run the displaced instruction from, or a jump's target
     step: bool = False  # cannot be displaced: remove, single-step, re-insert
+    resume: int = RESUME_SLOT
+    proto: Prototype | None = None  # looked up once, at insertion
+    resolver_for: UserSpec | None = None  # an IFUNC resolver of a dlopened library: its return says where
 
 
 @dataclass(slots=True)
@@ -95,6 +114,7 @@ class PendingCall:
     real_ret: int | None  # None: a tail call sharing an outer frame's slot
     bp: Breakpoint
     t0: int
+    real_bytes: bytes = b""  # real_ret as it was read from the stack
 
 
 @dataclass(slots=True)
@@ -112,6 +132,12 @@ class Space:
     main_lo: int = 0
     main_hi: int = 0
     syscall_insn: int = 0
+    tramp_bytes: bytes = b""  # the trampoline's address, packed, as written over return addresses
+    modules: dict[str, int] = field(default_factory=dict)  # path -> lowest address, of what is mapped
+    scratch: dict[str, list[int]] = field(default_factory=dict)  # module -> [next free slot, end]
+    r_debug: int = 0  # the loader's struct r_debug
+    rbrk: int = 0  # r_debug.r_brk (_dl_debug_state), where the loader reports (un)loading
+    rbrk_bp: Breakpoint | None = None
 
 
 def _open_mem(pid: int) -> int:
@@ -154,6 +180,18 @@ def _elf_header(path: str) -> tuple[int, tuple[str, ...]]:
                                                                              "STT_NOTYPE") and s.name:
                     imports.append(s.name.split("@", 1)[0])
         return elf.header["e_entry"], tuple(imports)
+
+
+@lru_cache(maxsize=32)
+def _elf_dynamic(path: str) -> int:
+    """The link-time address of a file's dynamic section (PT_DYNAMIC), 0 without one."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as fh:
+        for seg in ELFFile(fh).iter_segments():
+            if seg["p_type"] == "PT_DYNAMIC":
+                return int(seg["p_vaddr"])
+    return 0
 
 
 def _modules(pid: int) -> list[tuple[str, int, int, int]]:
@@ -264,9 +302,10 @@ class Breakpoints:
         if sp is None:
             return
         # the child is a copy of the parent's image, breakpoints and hijacked return slots included
-        self.spaces[child] = Space(child, _open_mem(child), sp.exe, sp.entry, sp.entry_byte, sp.armed, sp.bps,
-                                   sp.tramp, sp.main_lo, sp.main_hi, sp.syscall_insn)
-        self.calls[child] = [PendingCall(c.slot, c.real_ret, c.bp, c.t0)
+        self.spaces[child] = dataclasses.replace(sp, tgid=child, fd=_open_mem(child), bps=dict(sp.bps),
+                                                 modules=dict(sp.modules),
+                                                 scratch={k: list(v) for k, v in sp.scratch.items()})
+        self.calls[child] = [PendingCall(c.slot, c.real_ret, c.bp, c.t0, c.real_bytes)
                              for c in self.calls.get(parent_tid, ())]
 
     def on_exit(self, tid: int, tgid: int) -> None:
@@ -331,46 +370,160 @@ class Breakpoints:
         for path, _bias, lo, hi in mods:
             if path == sp.exe:
                 sp.main_lo, sp.main_hi = lo, hi
-        wanted = self._select(sp, mods)
-        # a scratch page per module, mapped just below it so RIP-relative displacements reach
-        by_module: dict[str, list[tuple[int, str, UserSpec]]] = {}
-        for addr, (name, spec, module) in wanted.items():
-            by_module.setdefault(module, []).append((addr, name, spec))
-        first = True
+        sp.modules = {path: lo for path, _b, lo, _h in mods}
+        self._add_modules(sp, tid, mods, mods, late=False)
+        self._watch_loader(sp, tid, mods)
+
+    def _slot(self, sp: Space, tid: int, module: str, lo: int, count: int) -> int:
+        """The first of `count` free scratch slots near `module` (mapped at `lo`), mapping a page if none
+        is left: below the module, so that RIP-relative displacements reach. 0 when no page can be had."""
+        free = sp.scratch.get(module)
+        if free is None or free[0] + count * SLOT > free[1]:
+            extra = 0 if sp.tramp else 16
+            size = (count * SLOT + extra + PAGE - 1) // PAGE * PAGE
+            base = self._inject_mmap(sp, tid, max(lo - size - 16 * PAGE, PAGE), size)
+            if not base:
+                return 0
+            if not sp.tramp:  # the trampoline: the first byte of the first page
+                sp.tramp = base
+                sp.tramp_bytes = _U64.pack(base)
+                self._write(sp, base, TRAMPOLINE)
+            free = sp.scratch[module] = [base + extra, base + size]
+        got = free[0]
+        free[0] += count * SLOT
+        return got
+
+    def _add_modules(self, sp: Space, tid: int, new: list[tuple[str, int, int, int]],
+                     mods: list[tuple[str, int, int, int]], late: bool) -> None:
+        """Breakpoints on what the specs ask for in the modules `new` (all of `mods` mapped now). `late`:
+        loaded by dlopen, before the loader relocated them (IFUNC slots are not filled in yet)."""
+        wanted = self._select(sp, new, mods, late)
+        by_module: dict[str, list[tuple[int, str, UserSpec, bool]]] = {}
+        for addr, (name, spec, module, resolver) in wanted.items():
+            if addr not in sp.bps:
+                by_module.setdefault(module, []).append((addr, name, spec, resolver))
         for path, _bias, lo, _hi in mods:
             entries = by_module.get(path)
             if not entries:
                 continue
-            size = (len(entries) * SLOT + (1 if first else 0) + PAGE - 1) // PAGE * PAGE
-            base = self._inject_mmap(sp, tid, max(lo - size - 16 * PAGE, PAGE), size)
-            if not base:
+            cursor = self._slot(sp, tid, path, lo, len(entries))
+            if not cursor:
                 self.notice(sp.tgid, f"cannot map a scratch page in process {sp.tgid}; calls into "
                                      f"{os.path.basename(path)} are not traced")
                 continue
-            cursor = base
-            if first:
-                sp.tramp = base
-                self._write(sp, base, INT3)
-                cursor += 1
-                first = False
-            for addr, name, spec in sorted(entries):
-                self._insert(sp, addr, name, path, spec, cursor)
+            for addr, name, spec, resolver in sorted(entries, key=lambda e: e[0]):
+                bp = self._insert(sp, addr, name, path, spec, cursor)
+                if bp is not None and resolver:
+                    bp.resolver_for, bp.from_main, bp.site = spec, False, "both"
                 cursor += SLOT
 
-    def _select(self, sp: Space, mods: list[tuple[str, int, int, int]]) -> dict[int, tuple[str, UserSpec, str]]:
-        """Runtime address -> (name, spec, module) of every function entry the specs ask for."""
+    # ---- the loader's rendezvous: libraries loaded and unloaded later --------------------------------
+    def _watch_loader(self, sp: Space, tid: int, mods: list[tuple[str, int, int, int]]) -> None:
+        """An int3 on r_debug.r_brk, the function the loader calls around every dlopen and dlclose, as
+        debuggers do. r_debug is found through the executable's DT_DEBUG entry (the loader fills it in
+        before the program runs), else through the loader's `_r_debug` symbol."""
+        if sp.rbrk:
+            return
+        r_debug = 0
+        for path, bias, _lo, _hi in mods:
+            if path == sp.exe:
+                dyn = _elf_dynamic(path)
+                if dyn:
+                    r_debug = self._dt_debug(sp, dyn + bias)
+        if not r_debug:
+            from unitrace.symbols.elf import elf_symbols
+
+            for path, bias, _lo, _hi in mods:
+                if os.path.basename(path).startswith("ld-"):
+                    with contextlib.suppress(Exception):
+                        sym = elf_symbols(path).lookup("_r_debug")
+                        if sym is not None and sym.value:
+                            r_debug = sym.value + bias
+        if not r_debug:
+            return
+        try:
+            rbrk = _U64.unpack(self._read(sp, r_debug + 16, 8))[0]
+        except OSError:
+            return
+        owner = next(((p, lo) for p, _b, lo, hi in mods if lo <= rbrk < hi), None)
+        if not rbrk or owner is None:
+            return
+        slot = self._slot(sp, tid, owner[0], owner[1], 1)
+        if not slot:
+            return
+        bp = self._insert(sp, rbrk, "_dl_debug_state", owner[0], UserSpec("_dl_debug_state"), slot,
+                          table=False)
+        if bp is not None:
+            sp.r_debug, sp.rbrk, sp.rbrk_bp = r_debug, rbrk, bp
+
+    def _dt_debug(self, sp: Space, dynamic: int) -> int:
+        try:
+            data = self._read(sp, dynamic, 16 * 64)
+        except OSError:
+            return 0
+        for tag, val in struct.iter_unpack("<qQ", data):
+            if tag == DT_NULL:
+                break
+            if tag == DT_DEBUG:
+                return val
+        return 0
+
+    def _on_rbrk(self, sp: Space, tid: int, regs: tuple[int, ...]) -> None:
+        """The loader's rendezvous: when its list is consistent again, new modules get their breakpoints
+        and those of unmapped ones are forgotten (their memory is gone: nothing to write back)."""
+        try:
+            state = _I32.unpack(self._read(sp, sp.r_debug + 24, 4))[0]
+        except OSError:
+            state = -1
+        if state == RT_CONSISTENT:
+            mods = _modules(sp.tgid)
+            now = {path: lo for path, _b, lo, _h in mods}
+            gone = {p for p, lo in sp.modules.items() if now.get(p) != lo}
+            if gone:
+                for addr in [a for a, bp in sp.bps.items() if bp.module in gone]:
+                    del sp.bps[addr]
+                for p in gone:
+                    sp.scratch.pop(p, None)
+            new = [m for m in mods if sp.modules.get(m[0]) != m[2]]
+            sp.modules = now
+            if new:
+                self._add_modules(sp, tid, new, mods, late=True)
+        bp = sp.rbrk_bp
+        assert bp is not None
+        self._resume_past(sp, tid, list(regs), bp)
+
+    def _resume_past(self, sp: Space, tid: int, regs: list[int], bp: Breakpoint) -> None:
+        """Go on past a breakpoint's displaced instruction, with `regs` as they were at the hit."""
+        if bp.resume == RESUME_NEXT:
+            if regs[_RIP] != bp.addr + 1:
+                regs[_RIP] = bp.addr + 1
+                self._setregs(tid, regs)
+        elif bp.resume == RESUME_RET:
+            regs[_RIP] = _U64.unpack(os.pread(sp.fd, 8, regs[_RSP]))[0]
+            regs[_RSP] += 8
+            self._setregs(tid, regs)
+        elif bp.resume == RESUME_STEP:
+            self._step_over(sp, tid, regs, bp)
+        else:
+            regs[_RIP] = bp.resume_at
+            self._setregs(tid, regs)
+
+    def _select(self, sp: Space, scan: list[tuple[str, int, int, int]], mods: list[tuple[str, int, int, int]],
+                late: bool = False) -> dict[int, tuple[str, UserSpec, str, bool]]:
+        """Runtime address -> (name, spec, module, is an IFUNC resolver) of every function entry the specs
+        ask for in the modules `scan` (`mods`: every module mapped)."""
         from unitrace.symbols.elf import elf_symbols
 
-        chosen: dict[int, tuple[str, UserSpec, str]] = {}
+        chosen: dict[int, tuple[str, UserSpec, str, bool]] = {}
         excluded: set[str] = {s.symbol for s in self.specs if s.exclude}
         imports: tuple[str, ...] = ()
         if any(s.imports for s in self.specs):
             imports = _elf_header(sp.exe)[1]
         for spec in self.specs:
-            if spec.exclude:
-                continue
-            found = False
-            for path, bias, _lo, _hi in mods:
+            if spec.exclude or (late and spec.imports):
+                continue  # the program's imports were all bound to the libraries it started with
+            found = matched = False
+            for path, bias, _lo, _hi in scan:
                 is_main = path == sp.exe
                 base = os.path.basename(path)
                 if spec.library == "" and not is_main:
@@ -384,6 +537,7 @@ class Breakpoints:
                         fnmatch.fnmatch(base, spec.library) or fnmatch.fnmatch(base, spec.library + ".so*")
                         or base.startswith(spec.library + ".so") or path == spec.library):
                     continue
+                matched = True
                 try:
                     syms = elf_symbols(path)
                     names = syms.function_names()
@@ -398,20 +552,26 @@ class Breakpoints:
                     if sym is None or not sym.value:
                         continue
                     addr = sym.value + bias
+                    resolver = False
                     if sym.kind == "ifunc":
-                        impl = self._ifunc_target(sp, path, bias, sym.value, name, mods)
-                        if impl is None:
+                        impl = None if late else self._ifunc_target(sp, path, bias, sym.value, name, mods)
+                        if impl is None and late:
+                            resolver = True  # the loader calls it while relocating: its return value says
+                        elif impl is None:
                             self.notice(sp.tgid, f"{name} is an IFUNC whose implementation is not bound "
                                                  "yet; not traced")
                             continue
-                        addr = impl
-                    if addr not in chosen and not any(chosen.get(addr, ("",))[0] == name for _ in (0,)):
+                        else:
+                            addr = impl
+                    if addr not in chosen:
                         owner = next((p for p, _b, lo, hi in mods if lo <= addr < hi), path)
-                        chosen[addr] = (name, spec, owner)
+                        chosen[addr] = (name, spec, owner, resolver)
                     found = True
                 if found and spec.imports:
                     imports = tuple(n for n in imports if n not in {c[0] for c in chosen.values()})
-            if not found and not _is_glob(spec.symbol) and not spec.imports:
+            # a library not loaded yet may come with dlopen: only a miss where the file was looked at is said
+            if not found and not _is_glob(spec.symbol) and not spec.imports and not late and (
+                    spec.library == "" or (matched and spec.library and not _is_glob(spec.library))):
                 self.notice(sp.tgid, f"no function {spec.symbol!r} in the modules of process {sp.tgid}")
         return chosen
 
@@ -428,22 +588,30 @@ class Breakpoints:
                         return value
         return None
 
-    def _insert(self, sp: Space, addr: int, name: str, module: str, spec: UserSpec, slot: int) -> None:
+    def _insert(self, sp: Space, addr: int, name: str, module: str, spec: UserSpec, slot: int,
+                table: bool = True) -> Breakpoint | None:
+        """An int3 at `addr`, its displaced instruction prepared to run from `slot`. `table`: a breakpoint
+        of the specs (in sp.bps), not one of our own (the loader's rendezvous)."""
         import capstone
         from capstone import x86
 
         try:
             code = self._read(sp, addr, 16)
         except OSError:
-            return
+            return None
         insn = next(self._cs.disasm(code, addr, 1), None)
         if insn is None:
-            return
+            return None
         orig = code[:insn.size]
-        bp = Breakpoint(addr, orig, name, module, spec.probe, spec.from_main, spec.site)
+        bp = Breakpoint(addr, orig, name, module, spec.probe, spec.from_main, spec.site,
+                        proto=self.protos.get(name))
         groups = set(insn.groups)
         rip_rel = any(op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP for op in insn.operands)
-        if insn.id == x86.X86_INS_JMP and insn.operands[0].type == x86.X86_OP_IMM:
+        if orig == _ENDBR64:
+            bp.resume = RESUME_NEXT  # after the int3 the CPU reads `0f 1e fa`: a NOP, and on it goes
+        elif orig == b"\xc3":
+            bp.resume = RESUME_RET
+        elif insn.id == x86.X86_INS_JMP and insn.operands[0].type == x86.X86_OP_IMM:
             bp.resume_at = insn.operands[0].imm
         elif groups & {capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET, capstone.CS_GRP_INT,
                        capstone.CS_GRP_IRET}:
@@ -461,19 +629,26 @@ class Breakpoints:
                 tail = b"\xff\x25\x00\x00\x00\x00" + _U64.pack(addr + insn.size)
                 self._write(sp, slot, bytes(body) + tail)
                 bp.resume_at = slot
-        sp.bps[addr] = bp
+        if bp.step:
+            bp.resume = RESUME_STEP
+        if table:
+            sp.bps[addr] = bp
         self._write(sp, addr, INT3)
+        return bp
 
     # ---- stops ---------------------------------------------------------------------------------------
+    # The hit path is kept to: GETREGS, one read of the return address (plus what the arguments' strings
+    # need), one write of the trampoline's address, and SETREGS only when rip must move (not at an
+    # endbr64). Everything a hit needs (prototype, packed trampoline address) was prepared at insertion.
     def on_trap(self, tid: int, tgid: int, mem: TraceeMemory, comm: str) -> bool:
         """A SIGTRAP stop: True when it was one of ours (handled; resume without a signal)."""
         sp = self.spaces.get(tgid)
         if sp is None:
             return False
-        regs = self._getregs(tid)
-        if regs is None:
+        if px.raw_ptrace(px.PTRACE_GETREGS, tid, None, self._regs_addr) < 0:
             return False
-        pc = regs[_R["rip"]] - 1
+        regs = _REGS.unpack_from(self._regs)
+        pc = regs[_RIP] - 1
         bp = sp.bps.get(pc)
         if bp is not None:
             self.hits += 1
@@ -481,40 +656,96 @@ class Breakpoints:
             return True
         if pc == sp.tramp and sp.tramp:
             return self._return(sp, tid, regs, comm)
+        if pc == sp.rbrk and sp.rbrk:
+            self._on_rbrk(sp, tid, regs)
+            return True
         if not sp.armed and pc == sp.entry and sp.entry:
             self._write(sp, sp.entry, sp.entry_byte)
-            regs[_R["rip"]] = pc
-            self._setregs(tid, regs)
+            self._set_rip(tid, pc)
             sp.armed = True
             self._arm(sp, tid)
             return True
         return False
 
-    def _enter(self, sp: Space, tid: int, regs: list[int], bp: Breakpoint, mem: TraceeMemory, comm: str) -> None:
-        rsp = regs[_R["rsp"]]
-        ret_addr = _U64.unpack(self._read(sp, rsp, 8))[0]
-        stack = self.calls.setdefault(tid, [])
+    def _set_rip(self, tid: int, rip: int) -> None:
+        """rip := `rip`, the other registers as the last GETREGS read them."""
+        _U64.pack_into(self._regs, _RIP_OFF, rip)
+        px.raw_ptrace(PTRACE_SETREGS, tid, None, self._regs_addr)
+
+    def _enter(self, sp: Space, tid: int, regs: tuple[int, ...], bp: Breakpoint, mem: TraceeMemory,
+               comm: str) -> None:
+        rsp = regs[_RSP]
+        ret_bytes = os.pread(sp.fd, 8, rsp)
+        ret_addr = _U64.unpack(ret_bytes)[0]
+        stack = self.calls.get(tid)
+        if stack is None:
+            stack = self.calls[tid] = []
         caller = ret_addr
-        if ret_addr == sp.tramp and stack:
+        tramp = sp.tramp
+        if ret_addr == tramp and stack:
             caller = next((c.real_ret for c in reversed(stack) if c.real_ret is not None), 0) or 0
-        if not bp.from_main or sp.main_lo <= caller < sp.main_hi:
-            raw = tuple(regs[i] for i in _ARG_REGS)
-            proto = self.protos.get(bp.name)
-            args = format_call(proto, raw, mem, self.string_limit)
+        if bp.resolver_for is not None:
+            if ret_addr != tramp:  # ours alone: its return value is where the IFUNC's calls will go
+                os.pwrite(sp.fd, sp.tramp_bytes, rsp)
+                stack.append(PendingCall(rsp, ret_addr, bp, 0, ret_bytes))
+        elif bp.resume == RESUME_RET:  # `ret` at once: both ends reported now, no trampoline
+            if not bp.from_main or sp.main_lo <= caller < sp.main_hi:
+                self._bare_return(sp, tid, regs, bp, mem, comm, caller, len(stack))
+            regs = list(regs)
+            regs[_RIP] = ret_addr
+            regs[_RSP] += 8
+            self._setregs(tid, regs)
+            return
+        elif not bp.from_main or sp.main_lo <= caller < sp.main_hi:
             if bp.site != "return":
-                self.events.append(Event(EventKind.CALL, time.time_ns(), tgid_of(sp), tid, bp.name, probe=bp.probe,
+                raw = (regs[_ARG_REGS[0]], regs[_ARG_REGS[1]], regs[_ARG_REGS[2]], regs[_ARG_REGS[3]],
+                       regs[_ARG_REGS[4]], regs[_ARG_REGS[5]])
+                args = format_call(bp.proto, raw, mem, self.string_limit)
+                self.events.append(Event(EventKind.CALL, time.time_ns(), sp.tgid, tid, bp.name, probe=bp.probe,
                                          comm=comm, args=args, raw_args=raw,
                                          fields={"depth": len(stack), "module": bp.module, "caller": caller}))
-            if ret_addr == sp.tramp:
+            if ret_addr == tramp:
                 stack.append(PendingCall(rsp, None, bp, time.monotonic_ns()))
             else:
-                self._write(sp, rsp, _U64.pack(sp.tramp))
-                stack.append(PendingCall(rsp, ret_addr, bp, time.monotonic_ns()))
-        if bp.step:
-            self._step_over(sp, tid, regs, bp)
-        else:
-            regs[_R["rip"]] = bp.resume_at
-            self._setregs(tid, regs)
+                os.pwrite(sp.fd, sp.tramp_bytes, rsp)
+                stack.append(PendingCall(rsp, ret_addr, bp, time.monotonic_ns(), ret_bytes))
+        resume = bp.resume
+        if resume == RESUME_SLOT:
+            self._set_rip(tid, bp.resume_at)
+        elif resume == RESUME_STEP:
+            self._step_over(sp, tid, list(regs), bp)
+
+    def _bare_return(self, sp: Space, tid: int, regs: tuple[int, ...], bp: Breakpoint, mem: TraceeMemory,
+                     comm: str, caller: int, depth: int) -> None:
+        raw = tuple(regs[i] for i in _ARG_REGS)
+        wall = time.time_ns()
+        if bp.site != "return":
+            self.events.append(Event(EventKind.CALL, wall, sp.tgid, tid, bp.name, probe=bp.probe, comm=comm,
+                                     args=format_call(bp.proto, raw, mem, self.string_limit), raw_args=raw,
+                                     fields={"depth": depth, "module": bp.module, "caller": caller}))
+        if bp.site != "entry":
+            rax = regs[_RAX]
+            self.events.append(Event(EventKind.RETURN, wall, sp.tgid, tid, bp.name, probe=bp.probe, comm=comm,
+                                     ret=rax, ret_text=format_return(bp.proto, rax), duration_ns=0,
+                                     fields={"depth": depth}))
+
+    def _resolved(self, sp: Space, tid: int, bp: Breakpoint, impl: int) -> None:
+        """An IFUNC resolver of a dlopened library returned `impl`: break there instead, from now on."""
+        spec = bp.resolver_for
+        assert spec is not None
+        if sp.bps.get(bp.addr) is bp:
+            del sp.bps[bp.addr]
+            with contextlib.suppress(OSError):
+                self._write(sp, bp.addr, bp.orig[:1])
+        if impl in sp.bps or not impl:
+            return
+        mods = _modules(sp.tgid)
+        owner = next(((p, lo) for p, _b, lo, hi in mods if lo <= impl < hi), None)
+        if owner is None:
+            return
+        slot = self._slot(sp, tid, owner[0], owner[1], 1)
+        if slot:
+            self._insert(sp, impl, bp.name, owner[0], spec, slot)
 
     def _step_over(self, sp: Space, tid: int, regs: list[int], bp: Breakpoint) -> None:
         self._write(sp, bp.addr, bp.orig[:1])
@@ -536,31 +767,35 @@ class Breakpoints:
             if sp.tgid in self.spaces:
                 self._write(sp, bp.addr, INT3)
 
-    def _return(self, sp: Space, tid: int, regs: list[int], comm: str) -> bool:
-        rsp = regs[_R["rsp"]]
-        slot = rsp - 8  # `ret` popped our trampoline address from here
+    def _return(self, sp: Space, tid: int, regs: tuple[int, ...] | list[int], comm: str,
+                report: bool = True) -> bool:
+        slot = regs[_RSP] - 8  # `ret` popped our trampoline address from here
         stack = self.calls.get(tid) or []
         while stack and stack[-1].slot < slot:
             stack.pop()  # frames left by longjmp: they never return
         real = None
         now = time.monotonic_ns()
         wall = time.time_ns()
-        rax = regs[_R["rax"]]
+        rax = regs[_RAX]
         while stack and stack[-1].slot == slot:
             c = stack.pop()
-            proto = self.protos.get(c.bp.name)
-            if c.bp.site != "entry":
-                self.events.append(Event(EventKind.RETURN, wall, tgid_of(sp), tid, c.bp.name, probe=c.bp.probe,
-                                         comm=comm, ret=rax, ret_text=format_return(proto, rax),
+            bp = c.bp
+            if bp.resolver_for is not None:
+                os.pwrite(sp.fd, c.real_bytes, slot)
+                if report:  # (not while leaving)
+                    self._resolved(sp, tid, bp, rax)
+                return True
+            if bp.site != "entry" and report:
+                self.events.append(Event(EventKind.RETURN, wall, sp.tgid, tid, bp.name, probe=bp.probe,
+                                         comm=comm, ret=rax, ret_text=format_return(bp.proto, rax),
                                          duration_ns=now - c.t0, fields={"depth": len(stack)}))
             if c.real_ret is not None:
-                real = c.real_ret
+                real = c.real_bytes
                 break
         if real is None:
             self.notice(sp.tgid, f"thread {tid} returned through the trampoline with no call recorded")
             return False
-        regs[_R["rip"]] = real
-        self._setregs(tid, regs)
+        os.pwrite(sp.fd, real, slot)  # the trampoline's `lea -8(%rsp),%rsp; ret` returns there
         return True
 
     # ---- leaving ---------------------------------------------------------------------------------------
@@ -571,12 +806,11 @@ class Breakpoints:
         if sp is None or regs is None:
             return
         pc = regs[_R["rip"]] - 1
-        if pc in sp.bps or (not sp.armed and pc == sp.entry):
+        if pc in sp.bps or (not sp.armed and pc == sp.entry) or (pc == sp.rbrk and sp.rbrk):
             regs[_R["rip"]] = pc
             self._setregs(tid, regs)
         elif pc == sp.tramp and sp.tramp:
-            self._return(sp, tid, regs, "")
-            self.events.clear()
+            self._return(sp, tid, regs, "", report=False)
 
     def remove_all(self) -> None:
         """Write back every displaced byte and hijacked return address, in every address space."""
@@ -586,6 +820,8 @@ class Breakpoints:
                     self._write(sp, sp.entry, sp.entry_byte)
                 for bp in sp.bps.values():
                     self._write(sp, bp.addr, bp.orig[:1])
+                if sp.rbrk_bp is not None:
+                    self._write(sp, sp.rbrk, sp.rbrk_bp.orig[:1])
                 for tid, stack in self.calls.items():
                     if tgid_of_tid(tid) != tgid:
                         continue

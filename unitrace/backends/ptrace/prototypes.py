@@ -82,7 +82,12 @@ def _signed(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
+_NEEDS_ESCAPE = re.compile(rb'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+
+
 def quote(data: bytes, truncated: bool) -> str:
+    if _NEEDS_ESCAPE.search(data) is None:  # printable ASCII, no quote or backslash: as it is
+        return '"' + data.decode("ascii") + ('"...' if truncated else '"')
     out = []
     for b in data:
         c = chr(b)
@@ -111,6 +116,8 @@ def _string(mem: object, addr: int, limit: int) -> str:
 
 
 def value(kind: str, v: int, mem: object, limit: int) -> str:
+    if kind == "string" or kind == "format":
+        return _string(mem, v, limit)
     if kind == "int":
         return str(_signed(v, 32))
     if kind == "uint":

@@ -44,6 +44,11 @@ from unitrace.events import Event, EventKind, SessionStats
 
 SYSCALL_TRAP = signal.SIGTRAP | 0x80
 SYSCALL_STOP_STATUS = (SYSCALL_TRAP << 8) | 0x7F  # WIFSTOPPED, SIGTRAP|0x80, no ptrace event
+TRAP_STOP_STATUS = (signal.SIGTRAP << 8) | 0x7F  # a plain SIGTRAP stop: an int3 of ours, most likely
+# With breakpoints, the loop polls waitpid this many times before it blocks: a tracee that hits the next
+# breakpoint within some tens of microseconds is then met awake, not by a wake-up of an idle CPU, which
+# costs about 40 us a stop in a VM (measured in bench/ltrace_calls.py). A poll that finds nothing gives up.
+SPIN_POLLS = 48
 _INFO_ENTRY = struct.Struct("<24xQ6Q").unpack_from  # nr, args[6] of struct ptrace_syscall_info
 _INFO_EXIT = struct.Struct("<24xq").unpack_from  # rval
 _REGS = px.USER_REGS.unpack_from
@@ -381,6 +386,9 @@ class PtraceSession:
         raw_ptrace = px.raw_ptrace
         cont, step, seccomp = px.PTRACE_CONT, px.PTRACE_SYSCALL, self.use_seccomp
         tracees = self.tracees
+        bp_trap = self._bp_trap if self.bps is not None else None
+        spin = SPIN_POLLS if self.bps is not None else 0
+        bp_req = cont if not self.syscall_stops else step
         self._running = True
         saved: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():
@@ -389,8 +397,13 @@ class PtraceSession:
         try:
             while tracees and not self._stop:
                 try:
-                    pid, status = waitpid(-1, nohang) if (self.batch or self._unannounced) \
+                    pid, status = waitpid(-1, nohang) if (self.batch or self._unannounced or spin) \
                         else waitpid(-1, block)
+                    if pid == 0 and spin and len(self.batch) < 256:
+                        for _ in range(spin):
+                            pid, status = waitpid(-1, nohang)
+                            if pid:
+                                break
                     if pid == 0:
                         # about to block: a tracee asleep in a syscall shows `read(0, ` now, as strace
                         # does, and nothing already seen waits for the next stop
@@ -410,6 +423,13 @@ class PtraceSession:
                     if t is not None:
                         syscall_stop(t)
                         raw_ptrace(cont if (seccomp and not t.in_syscall) else step, pid, None, 0)
+                        continue
+                if status == TRAP_STOP_STATUS and bp_trap is not None:
+                    t = tracees.get(pid)
+                    if t is not None and not t.in_syscall and bp_trap(t):
+                        raw_ptrace(bp_req if not seccomp else cont, pid, None, 0)
+                        if len(self.batch) >= 256:
+                            self._flush()
                         continue
                 if pid in tracees or os.WIFSTOPPED(status):
                     handle(pid, status)
@@ -536,12 +556,16 @@ class PtraceSession:
     def _bp_trap(self, t: Tracee) -> bool:
         bps = self.bps
         assert bps is not None
-        mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
+        tgid = t.tgid
+        mem = self.memories.get(tgid) or self.memories.setdefault(tgid, TraceeMemory(tgid))
+        comm = self.comms.get(tgid)
         try:
-            ours = bps.on_trap(t.tid, t.tgid, mem, self._comm_of(t.tgid))
+            ours = bps.on_trap(t.tid, tgid, mem, comm if comm is not None else self._comm_of(tgid))
         except ProcessLookupError:
             ours = True  # it died while we single-stepped it; waitpid reports how
-        self.batch.extend(bps.take_events())
+        if bps.events:
+            self.batch.extend(bps.events)
+            bps.events.clear()
         return ours
 
     def _check_setuid(self, pid: int) -> None:
