@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import platform
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 
 from unitrace.backends.base import Artifact
 from unitrace.backends.ftrace.filters import COMMON_FIELDS, errno_to_ret, split_predicate
 from unitrace.backends.ftrace.formats import EventFormat
+from unitrace.backends.ftrace.hist import AggregatePlacement, EventView, HistFeatures, plan_aggregates
 from unitrace.errors import UnitraceError
 from unitrace.model.expr import Expr
 from unitrace.model.probe import (
@@ -70,6 +71,7 @@ class EventPlan:
     residual: Expr | None = None  # what user space still has to check
     syscalls: tuple[str, ...] = ()  # the syscall(s) this event stands for
     stacktrace: bool = False
+    stream: bool = True  # False: only the kernel's hist triggers see it (enable stays 0, the triggers fire)
 
     def path(self, group: str) -> str:
         system = group if self.system == GROUP_PLACEHOLDER else self.system
@@ -90,6 +92,11 @@ class FtracePlan:
     dynamic: tuple[DynamicEvent, ...]
     functions: FunctionPlan | None = None
     user_stacks: bool = False  # options/userstacktrace in the instance (the kernel's frame-pointer walk)
+    aggregates: tuple[AggregatePlacement, ...] = ()
+
+    @property
+    def kernel_aggregates(self) -> tuple[tuple[int, int], ...]:
+        return tuple((a.probe, a.slot) for a in self.aggregates if a.in_kernel)
 
     def artifacts(self) -> tuple[Artifact, ...]:
         out: list[Artifact] = []
@@ -104,7 +111,8 @@ class FtracePlan:
             out.append(Artifact(dyn.control_file, dyn.line(GROUP_PLACEHOLDER)))
         for ev in self.events:
             where = f"instances/unitrace-<PID>/{ev.path(GROUP_PLACEHOLDER)}"
-            lines = [f"{where}/enable: 1"]
+            lines = [f"{where}/enable: 1" if ev.stream else
+                     f"{where}/enable: 0 (only its hist triggers see it: no records reach user space)"]
             if ev.filter:
                 lines.append(f"{where}/filter: {ev.filter}")
             if ev.stacktrace:
@@ -114,6 +122,14 @@ class FtracePlan:
 
                 lines.append(f"(user space) {format_expr(ev.residual)}")
             out.append(Artifact(f"probe {ev.probe}: {ev.role}", "\n".join(lines)))
+        for agg in self.aggregates:
+            if agg.in_kernel:
+                lines = [f"instances/unitrace-<PID>/{t.path}/trigger: {t.command(GROUP_PLACEHOLDER)}"
+                         for t in agg.triggers]
+                out.append(Artifact(f"probe {agg.probe}: {agg.text} in the kernel (hist trigger)",
+                                    "\n".join(lines)))
+            else:
+                out.append(Artifact(f"probe {agg.probe}: {agg.text} in user space", f"(user space) {agg.reason}"))
         return tuple(out)
 
 
@@ -228,8 +244,37 @@ def _compile_dynamic(index: int, probe: Probe, point: ProbePoint, arch: str,
     return dyn, plan
 
 
+def _views(probe: Probe, plans: Sequence[EventPlan], formats: FormatLookup,
+           dynamic: dict[str, DynamicEvent]) -> tuple[list[EventView] | None, str]:
+    """The events a probe's aggregations would be counted on in the kernel, and why not (if not)."""
+    from unitrace.lang import format_expr
+
+    views: list[EventView] = []
+    residual = ""
+    for ev in plans:
+        if ev.role == "enter":
+            continue
+        if ev.residual is not None:
+            residual = f"the predicate needs user space ({format_expr(ev.residual)})"
+        path = ev.path(GROUP_PLACEHOLDER)
+        if ev.role == "exit":
+            role = "raw_exit" if ev.system == "raw_syscalls" else "exit"
+            views.append(EventView(path, role, None, ev.filter, ev.syscalls[0] if len(ev.syscalls) == 1 else ""))
+        elif ev.role == "tracepoint":
+            views.append(EventView(path, "tracepoint", formats(ev.system, ev.event), ev.filter,
+                                   f"{ev.system}:{ev.event}"))
+        else:
+            dyn = dynamic.get(ev.event)
+            views.append(EventView(path, ev.role, None, ev.filter, ev.event.removesuffix("__return"),
+                                   len(dyn.fetch) if dyn is not None and ev.role == "call" else 0))
+    return views, residual
+
+
 def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | None = None,
-                   pid: int | None = None) -> FtracePlan:
+                   pid: int | None = None, hist: HistFeatures | None = None,
+                   kernel_aggregates: bool | Collection[int] = True) -> FtracePlan:
+    """`hist`: what this kernel's hist triggers accept (none: aggregations stay in user space);
+    `kernel_aggregates`: False, or the probe indexes allowed to aggregate in the kernel."""
     arch = arch or platform.machine()
     events: list[EventPlan] = []
     dynamic: list[DynamicEvent] = []
@@ -260,7 +305,28 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
                 events.append(plan)
             else:
                 raise UnitraceError(f"{point.span}: the ftrace backend cannot trace {point.kind} probes")
-    from unitrace.model.probe import StackAction
+    from unitrace.model.probe import AggregateAction, StackAction
 
+    features = hist or HistFeatures()
+    by_name = {d.name: d for d in dynamic}
+    placements: list[AggregatePlacement] = []
+    quiet: set[int] = set()
+    for index, probe in enumerate(probes):
+        if not any(isinstance(a, AggregateAction) for a in probe.actions):
+            continue
+        allowed = kernel_aggregates if isinstance(kernel_aggregates, bool) else index in kernel_aggregates
+        mine = [ev for ev in events if ev.probe == index]
+        views, residual = _views(probe, mine, formats, by_name)
+        if functions is not None and functions.probe == index:
+            views = None  # the function tracer's records carry no triggers
+        if not allowed:
+            residual = "kernel aggregation turned off for this probe"
+        probe_aggs = plan_aggregates(index, probe, views, residual, features)
+        placements.extend(probe_aggs)
+        if all(a.in_kernel for a in probe_aggs) and all(isinstance(a, AggregateAction) for a in probe.actions):
+            quiet.add(index)
+    # An event is streamed if any probe on it still needs its records in user space.
+    streamed_paths = {ev.path(GROUP_PLACEHOLDER) for ev in events if ev.probe not in quiet}
+    events = [ev if ev.path(GROUP_PLACEHOLDER) in streamed_paths else replace(ev, stream=False) for ev in events]
     ustack = any(isinstance(a, StackAction) and a.which in ("user", "both") for p in probes for a in p.actions)
-    return FtracePlan(tuple(events), tuple(dynamic), functions, ustack)
+    return FtracePlan(tuple(events), tuple(dynamic), functions, ustack, tuple(placements))

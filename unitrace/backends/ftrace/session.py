@@ -21,8 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
-from unitrace.backends.ftrace.compile import EventPlan, FtracePlan
+from unitrace.backends.ftrace.compile import GROUP_PLACEHOLDER, EventPlan, FtracePlan
 from unitrace.backends.ftrace.formats import EventFormat, RecordDecoder, parse_format
+from unitrace.backends.ftrace.hist import (
+    HIST_SIZE,
+    HistTrigger,
+    KernelAggRow,
+    parse_hist_tables,
+    rows_for,
+    trigger_name,
+)
 from unitrace.backends.ftrace.ringbuf import PageLayout, decode_page
 from unitrace.backends.ftrace.tracefs import Tracefs, find_tracefs
 from unitrace.errors import TargetError, UnitraceError
@@ -247,6 +255,8 @@ class FtraceSession:
         self._layout = PageLayout()
         self._decoder = None
         self._closed = False
+        self._triggers: list[tuple[str, HistTrigger]] = []  # (event dir, trigger) written into our instance
+        self.aggregates: list[KernelAggRow] = []  # what the kernel aggregated, read at the end of run()
 
     # ---- set-up -------------------------------------------------------------------------------
     def __enter__(self) -> FtraceSession:
@@ -299,10 +309,13 @@ class FtraceSession:
                 self.fs.write(f"{rel}/filter", ev.filter, what=f"the filter `{ev.filter}` on {ev.event}")
                 self._undo.append(lambda r=rel: self._quiet_write(f"{r}/filter", "0"))
             if ev.stacktrace:
-                self.fs.write(f"{rel}/trigger", "stacktrace", what=f"a stacktrace trigger on {ev.event}")
-                self._undo.append(lambda r=rel: self._quiet_write(f"{r}/trigger", "!stacktrace"))
+                self.fs.write(f"{rel}/trigger", "stacktrace", append=True, what=f"a stacktrace trigger on {ev.event}")
+                self._undo.append(lambda r=rel: self._quiet_append(f"{r}/trigger", "!stacktrace"))
+            if not ev.stream:
+                continue  # only its hist triggers see it: they fire on a disabled event (soft mode)
             self.fs.write(f"{rel}/enable", "1", what=f"enabling {ev.event}")
             self._undo.append(lambda r=rel: self._quiet_write(f"{r}/enable", "0"))
+        self._add_hist_triggers()
         self._enable_name_events()
         self._open_readers()
         self._clock_offset = time.time_ns() - time.monotonic_ns()
@@ -310,6 +323,56 @@ class FtraceSession:
         self._undo.append(lambda: self._quiet_write(f"{self.instance}/tracing_on", "0"))
         if self._held is not None:
             self._held.release()  # the child execs now, with tracing on and its pid in scope
+
+    def _add_hist_triggers(self) -> None:
+        """One named hist trigger per kernel aggregation and event. Trigger files are appended to (opening
+        one with O_TRUNC removes every trigger of the event); each is removed with `!` and its own text."""
+        for agg in self.plan.aggregates:
+            for trig in agg.triggers:
+                rel = f"{self.instance}/{trig.path.replace(GROUP_PLACEHOLDER, self.group)}"
+                cmd = trig.command(self.group)
+                self.fs.write(f"{rel}/trigger", cmd, append=True,
+                              what=f"the hist trigger `{cmd}` for {agg.text} (UNITRACE_FTRACE_HIST=0 keeps "
+                                   "aggregations in user space)")
+                self._triggers.append((rel, trig))
+                self._undo.append(lambda r=rel, c=cmd: self._remove_trigger(r, c))
+
+    def _remove_trigger(self, rel: str, cmd: str) -> None:
+        try:
+            self.fs.write(f"{rel}/trigger", "!" + cmd, append=True)
+        except (UnitraceError, OSError):
+            # the kernel did not match our own text: truncating removes every trigger of the event, all ours
+            self._quiet_write(f"{rel}/trigger", "")
+
+    def read_aggregates(self) -> list[KernelAggRow]:
+        """What the kernel's hist triggers hold now, as rows for AggregateSink.merge_kernel_rows. Reading
+        does not reset them: call it once at the end (run() does), or use the rows as a snapshot."""
+        rows: list[KernelAggRow] = []
+        by_dir: dict[str, dict[str, HistTrigger]] = {}
+        for rel, trig in self._triggers:
+            by_dir.setdefault(rel, {})[f"{self.group}_{trig.name}"] = trig
+        dropped = 0
+        for rel, named in by_dir.items():
+            try:
+                text = self.fs.read(f"{rel}/hist")
+            except OSError as exc:
+                raise UnitraceError(f"cannot read {rel}/hist: {exc.strerror}") from exc
+
+            def keys_of(info: str, named: dict[str, HistTrigger] = named) -> tuple[tuple[str, ...], frozenset[int]] | None:
+                t = named.get(trigger_name(info))
+                return (t.key_names, t.string_keys) if t is not None else None
+
+            for table in parse_hist_tables(text, keys_of):
+                trig = named[trigger_name(table.trigger)]
+                dropped += table.dropped
+                rows.extend(rows_for(trig, table, lambda tid: self._ident(tid)[0], self._syscall_name))
+        if dropped:
+            self.stats.lost += dropped
+            say = self.options.get("notice")
+            msg = (f"unitrace: the kernel's hist tables were full: {dropped} events were not aggregated "
+                   f"(at most {HIST_SIZE} distinct keys per table)")
+            (say if callable(say) else (lambda m: print(m, file=sys.stderr)))(msg)
+        return rows
 
     def _enable_name_events(self) -> None:
         """task_rename and sched_process_fork in our instance, scoped like the rest, so every event gets
@@ -440,6 +503,12 @@ class FtraceSession:
         except (UnitraceError, OSError):
             pass
 
+    def _quiet_append(self, rel: str, text: str) -> None:
+        try:
+            self.fs.write(rel, text, append=True)
+        except (UnitraceError, OSError):
+            pass
+
     # ---- running ------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop = True
@@ -465,6 +534,8 @@ class FtraceSession:
         self._quiet_write(f"{self.instance}/tracing_on", "0")
         self._drain(bounded=False)
         self._read_stats()
+        if self._triggers:
+            self.aggregates = self.read_aggregates()
         if self._held is not None:
             if self._held.poll() is None and self._stop:
                 return 128 + signal.SIGINT  # stopped on request; the command runs on, untraced

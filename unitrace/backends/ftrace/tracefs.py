@@ -88,7 +88,7 @@ class Tracefs:
         if append:
             # Clear the log first so the refusal we read back is ours.
             try:
-                self._clear_error_log()
+                self._clear_error_log(rel)
             except OSError:
                 pass
         try:
@@ -102,8 +102,15 @@ class Tracefs:
         finally:
             os.close(fd)
 
-    def _clear_error_log(self) -> None:
-        fd = os.open(self.root / "error_log", os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    def _error_log(self, rel: str) -> str:
+        """The error_log the kernel explains a write to `rel` in: an instance has its own."""
+        parts = rel.split("/")
+        if len(parts) > 2 and parts[0] == "instances" and (self.root / parts[0] / parts[1] / "error_log").exists():
+            return f"instances/{parts[1]}/error_log"
+        return "error_log"
+
+    def _clear_error_log(self, rel: str = "") -> None:
+        fd = os.open(self.root / self._error_log(rel), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         os.close(fd)
 
     def _refusal(self, rel: str, text: str, exc: OSError, what: str) -> UnitraceError:
@@ -111,7 +118,7 @@ class Tracefs:
         refusal = None
         if exc.errno in (errno.EINVAL, errno.ENOENT, errno.E2BIG, errno.EEXIST):
             try:
-                refusal = parse_error_log(self.read("error_log"))
+                refusal = parse_error_log(self.read(self._error_log(rel)))
             except OSError:
                 refusal = None
         if refusal is not None:
