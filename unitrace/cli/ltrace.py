@@ -28,7 +28,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", dest="libs", action="append", default=[], metavar="LIB",
                    help="every function of LIB that the program calls")
     p.add_argument("-x", dest="syms", action="append", default=[], metavar="SYMS",
-                   help="functions of the executable itself (SYM[+SYM...], globs allowed)")
+                   help="functions of the executable itself, or of LIB (SYM[+SYM...][@LIB], globs allowed)")
     p.add_argument("-S", dest="syscalls", action="store_true", help="show system calls too")
     p.add_argument("-c", dest="count", action="store_true", help="count calls and time; summary at the end")
     p.add_argument("-T", dest="times", action="store_true", help="time spent in each call")
@@ -59,9 +59,12 @@ def build_specs(filters: list[str], libs: list[str], syms: list[str]) -> tuple[o
     for lib in libs:
         specs.append(UserSpec("*", lib, from_main=True))
     for s in syms:
-        for sym in s.split("+"):
+        # as ltrace: -x SYM[+SYM...][@LIB], the executable when no library is named; a library loaded
+        # later with dlopen gets its breakpoints when the loader reports it
+        names, _, lib = s.partition("@")
+        for sym in names.split("+"):
             if sym:
-                specs.append(UserSpec(sym, "", from_main=False))
+                specs.append(UserSpec(sym, "" if not lib or lib == "MAIN" else lib, from_main=False))
     if not any(not s.exclude for s in specs):
         specs.append(UserSpec("*", None, from_main=True, imports=True))
     # as ltrace: the C start-up's call into libc never returns and is not the program's own call

@@ -106,6 +106,7 @@ class Breakpoint:
     resume: int = RESUME_SLOT
     proto: Prototype | None = None  # looked up once, at insertion
     resolver_for: UserSpec | None = None  # an IFUNC resolver of a dlopened library: its return says where
+    ret_probe: int = -1  # the probe of the return events, when not `probe` (an entry and a return probe)
 
 
 @dataclass(slots=True)
@@ -242,6 +243,7 @@ class Breakpoints:
         self._regs_addr = ctypes.addressof(self._regs)
         self._cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._cs.detail = True
+        self._also: dict[tuple[int, int], list[UserSpec]] = {}  # (tgid, address) -> specs after the first
 
     # ---- raw access --------------------------------------------------------------------------------
     def _getregs(self, tid: int) -> list[int] | None:
@@ -397,6 +399,7 @@ class Breakpoints:
                      mods: list[tuple[str, int, int, int]], late: bool) -> None:
         """Breakpoints on what the specs ask for in the modules `new` (all of `mods` mapped now). `late`:
         loaded by dlopen, before the loader relocated them (IFUNC slots are not filled in yet)."""
+        self._also = {}
         wanted = self._select(sp, new, mods, late)
         by_module: dict[str, list[tuple[int, str, UserSpec, bool]]] = {}
         for addr, (name, spec, module, resolver) in wanted.items():
@@ -415,6 +418,9 @@ class Breakpoints:
                 bp = self._insert(sp, addr, name, path, spec, cursor)
                 if bp is not None and resolver:
                     bp.resolver_for, bp.from_main, bp.site = spec, False, "both"
+                elif bp is not None:
+                    for other in self._also.get((sp.tgid, addr), ()):
+                        _merge(bp, other)
                 cursor += SLOT
 
     # ---- the loader's rendezvous: libraries loaded and unloaded later --------------------------------
@@ -563,6 +569,8 @@ class Breakpoints:
                             continue
                         else:
                             addr = impl
+                    if addr in chosen and chosen[addr][1] is not spec and not resolver:
+                        self._also.setdefault((sp.tgid, addr), []).append(spec)
                     if addr not in chosen:
                         owner = next((p for p, _b, lo, hi in mods if lo <= addr < hi), path)
                         chosen[addr] = (name, spec, owner, resolver)
@@ -725,7 +733,8 @@ class Breakpoints:
                                      fields={"depth": depth, "module": bp.module, "caller": caller}))
         if bp.site != "entry":
             rax = regs[_RAX]
-            self.events.append(Event(EventKind.RETURN, wall, sp.tgid, tid, bp.name, probe=bp.probe, comm=comm,
+            self.events.append(Event(EventKind.RETURN, wall, sp.tgid, tid, bp.name,
+                                     probe=bp.probe if bp.ret_probe < 0 else bp.ret_probe, comm=comm,
                                      ret=rax, ret_text=format_return(bp.proto, rax), duration_ns=0,
                                      fields={"depth": depth}))
 
@@ -786,7 +795,8 @@ class Breakpoints:
                     self._resolved(sp, tid, bp, rax)
                 return True
             if bp.site != "entry" and report:
-                self.events.append(Event(EventKind.RETURN, wall, sp.tgid, tid, bp.name, probe=bp.probe,
+                self.events.append(Event(EventKind.RETURN, wall, sp.tgid, tid, bp.name,
+                                         probe=bp.probe if bp.ret_probe < 0 else bp.ret_probe,
                                          comm=comm, ret=rax, ret_text=format_return(bp.proto, rax),
                                          duration_ns=now - c.t0, fields={"depth": len(stack)}))
             if c.real_ret is not None:
@@ -838,6 +848,18 @@ class Breakpoints:
     def take_events(self) -> list[Event]:
         out, self.events = self.events, []
         return out
+
+
+def _merge(bp: Breakpoint, spec: UserSpec) -> None:
+    """A second spec on the same function: an entry probe and a return probe share one breakpoint."""
+    if spec.site == bp.site or bp.site == "both":
+        return
+    if spec.site == "return" and bp.site == "entry":
+        bp.ret_probe = spec.probe
+    elif spec.site == "entry" and bp.site == "return":
+        bp.ret_probe, bp.probe = bp.probe, spec.probe
+    bp.site = "both"
+    bp.from_main = bp.from_main and spec.from_main
 
 
 def tgid_of(sp: Space) -> int:
