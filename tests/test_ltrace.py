@@ -20,6 +20,8 @@ FLAVOURS = {
     "noplt": ("-O1", "-fno-plt"),
     "nopie": ("-O1", "-no-pie"),
     "pie": ("-O1", "-fPIE", "-pie"),
+    "cet": ("-O1", "-fcf-protection=full"),  # endbr64 at every entry of the program's own functions
+    "stripped": ("-O1", "-s"),
 }
 EXPECTED = ['strtol("2", nil, 10)', "malloc(16)", 'strlen("hello")', 'printf("%s %zu\\n", "hello", 5)',
             "free(0x", "malloc(17)", "getpid()"]
@@ -114,3 +116,13 @@ def test_compare_with_ltrace_on_fno_plt(build_c) -> None:
     ours = _ltrace(str(exe), "1")
     assert "malloc(" not in theirs.stderr
     assert "malloc(16)" in ours.stderr
+
+
+def test_user_function_behind_endbr64(build_c) -> None:
+    """-fcf-protection: the int3 replaces endbr64's first byte and the tracee resumes on the NOP after it."""
+    exe = build_c(PROGS / "calls.c", "calls_cet", FLAVOURS["cet"])
+    proc = _ltrace("-e", "malloc", "-x", "work", str(exe), "2")
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split("(", 1)[0] for line in proc.stderr.splitlines() if "(" in line and line[:3] != "+++"]
+    assert names == ["malloc", "malloc", "work"], proc.stderr
+    assert "= 5" in proc.stderr.splitlines()[-2]  # work(2) returns 5
