@@ -15,9 +15,18 @@ How a call is caught, and why this way:
   fall back to remove/step/re-insert, which a concurrent thread may slip past (documented).
 - **Return.** The return address at [rsp] is replaced with the scratch page's first byte, an int3 (the
   trampoline, as uretprobes do). Each thread keeps a stack of (rsp at entry, real return address): the
-  trampoline hit pops the frames whose slot this `ret` consumed, reports their returns and jumps to the real
-  address. Tail calls (a traced function entered with the trampoline already at [rsp]) share the slot;
+  trampoline hit pops the frames whose slot this `ret` consumed, reports their returns and writes the real
+  address back into the slot; the trampoline's `lea -8(%rsp),%rsp; ret` then returns there (no SETREGS).
+  Tail calls (a traced function entered with the trampoline already at [rsp]) share the slot;
   frames skipped by `longjmp` are dropped when a shallower return arrives.
+- **Cost of a hit.** Entry: GETREGS, a read of the return address (and of string arguments), a write of
+  the trampoline's address, SETREGS for rip unless the entry is `endbr64` (the int3 replaces its first
+  byte; `0f 1e fa` left behind is a NOP, so the tracee goes on from there). Return: GETREGS and one write.
+- **dlopen/dlclose.** An int3 on r_debug.r_brk (found through the executable's DT_DEBUG, else ld.so's
+  `_r_debug`): when r_state is RT_CONSISTENT, /proc/PID/maps is read again, new modules get their
+  breakpoints (the specs resolved against them), unmapped ones are forgotten. The new library is not
+  relocated yet then, so an IFUNC of it gets a breakpoint on its resolver, whose return value (the
+  implementation) gets the real one.
 - **Leaving.** Every original byte and every hijacked return address is written back before detach; a thread
   caught on an int3 it has just executed is rewound. The scratch pages stay mapped (a thread may be inside a
   slot), anonymous and not part of any file's text.
