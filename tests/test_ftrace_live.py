@@ -339,3 +339,22 @@ def test_events_carry_the_name_the_thread_had_at_the_time(tracefs_root: Path, tm
     first_cat = names.index("cat")
     assert "first-name" in names[:first_cat] and set(names[first_cat:]) == {"cat"}, names
     assert _leftovers(tracefs_root) == []
+
+
+def test_syscall_texts_are_made_when_read_and_stacks_still_attach(tracefs_root: Path) -> None:
+    """Syscall events leave the reader without their strace texts (LazySyscallEvent); reading them decodes
+    once, the same as an eager decode. A kernel stack taken at the entry still reaches the joined event."""
+    from unitrace.backends.ftrace.session import LazySyscallEvent
+    from unitrace.lang import parse_probe_args
+    from unitrace.runner import resolve_program
+
+    program = resolve_program(parse_probe_args(['syscall:openat /ret >= 0/ { kstack }']))
+    rc, events, session = _trace(list(program.probes), TraceTarget(command=("cat", "/etc/hostname")))
+    assert rc == 0
+    opens = [e for e in events if e.kind is EventKind.SYSCALL and e.name == "openat" and e.comm == "cat"]
+    assert opens and all(isinstance(e, LazySyscallEvent) for e in opens)
+    last = opens[-1]
+    assert last.args[1].startswith("0x") and last.ret_text == str(last.ret) and last.errno == 0
+    assert last.args == session._decode_syscall("openat", last.raw_args, last.ret)[0]
+    assert any(e.kstack for e in opens), "the entry's stack record was not attached"
+    assert _leftovers(tracefs_root) == []

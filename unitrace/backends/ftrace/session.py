@@ -174,13 +174,43 @@ def _remove_instance(fs: Tracefs, rel: str) -> None:
             time.sleep(0.02)
 
 
-@dataclass(slots=True)
-class _Pending:
-    ts: int
-    name: str
-    raw: tuple[int, ...]
-    kstack: list[Frame] | None = None
-    stack: list[Frame] | None = None
+_SYSCALL = EventKind.SYSCALL
+_RESUMED = EventKind.SYSCALL_RESUMED
+_TRACEPOINT = EventKind.TRACEPOINT
+_ARGS = Event.args  # the slots of the base class, under the lazy properties below
+_RET_TEXT = Event.ret_text
+
+
+class LazySyscallEvent(Event):
+    """A syscall event whose strace-style texts (`args`, `ret_text`) are made when first read: a count, a
+    filter or an aggregation never reads them, and making them is most of an event's cost. `errno`, `ret`
+    and `raw_args` are set at once. Subclassed per session, which the class attribute `_session` names."""
+
+    __slots__ = ()
+    _session: FtraceSession
+
+    def _texts(self) -> None:
+        args, ret_text, _errno = self._session._syscall_texts(self)
+        _ARGS.__set__(self, args)
+        _RET_TEXT.__set__(self, ret_text)
+
+    def _get_args(self) -> tuple[str, ...]:
+        v = _ARGS.__get__(self, Event)
+        if v is None:
+            self._texts()
+            v = _ARGS.__get__(self, Event)
+        return v  # type: ignore[no-any-return]
+
+    def _get_ret_text(self) -> str:
+        v = _RET_TEXT.__get__(self, Event)
+        if v is None:
+            self._texts()
+            v = _RET_TEXT.__get__(self, Event)
+        return v  # type: ignore[no-any-return]
+
+    # the setters are the base slots' own (C, no Python frame in the constructor); the getters decode once
+    args = property(_get_args, _ARGS.__set__)  # type: ignore[assignment]
+    ret_text = property(_get_ret_text, _RET_TEXT.__set__)  # type: ignore[assignment]
 
 
 class _NameTimeline:
@@ -189,6 +219,7 @@ class _NameTimeline:
     def __init__(self) -> None:
         self._times: dict[int, list[int]] = {}
         self._names: dict[int, list[tuple[str, str]]] = {}
+        self.last: dict[int, tuple[int, str]] = {}  # tid -> (time of its last change, the name since)
 
     def add(self, tid: int, ts: int, old: str, new: str) -> None:
         times = self._times.setdefault(tid, [])
@@ -196,6 +227,7 @@ class _NameTimeline:
         i = bisect.bisect_right(times, ts)
         times.insert(i, ts)
         names.insert(i, (old, new))
+        self.last[tid] = (times[-1], names[-1][1])
 
     def at(self, tid: int, ts: int, fallback: str) -> str:
         times = self._times.get(tid)
@@ -243,8 +275,15 @@ class FtraceSession:
         self._maps: dict[int, object] = {}
         self._function_decoder: RecordDecoder | None = None
         self._stack_decoder: RecordDecoder | None = None
-        self._pending: dict[int, _Pending] = {}
-        self._last_by_cpu: dict[int, Event | _Pending] = {}
+        # tid -> (entry time, syscall name, raw arguments) of a syscall entered and not yet returned
+        self._pending: dict[int, tuple[int, str, tuple[int, ...]]] = {}
+        self._pending_stacks: dict[int, list[list[Frame] | None]] = {}  # tid -> [kstack, user stack]
+        # cpu -> the event its next stack record belongs to: an Event, or the tid of a pending syscall entry
+        self._last_by_cpu: dict[int, Event | int] = {}
+        self._idents: dict[int, tuple[int, str]] = {}  # tid -> (tgid, comm), what _ident found
+        # etype -> how the reader's fast path turns its records into events (see _build_fast)
+        self._fast: dict[int, tuple] = {}
+        self._event_class = type("LazySyscallEvent", (LazySyscallEvent,), {"__slots__": (), "_session": self})
         self._tgid: dict[int, int] = {}
         self._comm: dict[int, str] = {}
         # A thread's name over time, from task_rename (every exec and prctl rename) and sched_process_fork:
@@ -290,7 +329,7 @@ class FtraceSession:
         inst = self.instance
         self.fs.write(f"{inst}/tracing_on", "0")
         self.fs.write(f"{inst}/trace_clock", "mono")
-        kb = int(self.options.get("buffer_kb", DEFAULT_BUFFER_KB))  # type: ignore[call-overload]
+        kb = int(self.options.get("buffer_kb") or self._buffer_kb())  # type: ignore[call-overload]
         self.fs.write(f"{inst}/buffer_size_kb", str(kb))
         if self.fs.path(f"{inst}/buffer_percent").exists():
             self.fs.write(f"{inst}/buffer_percent", "0")  # wake the reader for every page, not at 50%
@@ -317,12 +356,35 @@ class FtraceSession:
             self._undo.append(lambda r=rel: self._quiet_write(f"{r}/enable", "0"))
         self._add_hist_triggers()
         self._enable_name_events()
+        self._build_fast()
         self._open_readers()
         self._clock_offset = time.time_ns() - time.monotonic_ns()
         self.fs.write(f"{inst}/tracing_on", "1")
         self._undo.append(lambda: self._quiet_write(f"{self.instance}/tracing_on", "0"))
         if self._held is not None:
             self._held.release()  # the child execs now, with tracing on and its pid in scope
+
+    def _buffer_kb(self) -> int:
+        """Per-CPU buffer size from the rate the plan can produce: the reader drains ~1M records/s, so the
+        buffer must hold what a burst writes while it catches up. Events only the kernel aggregates write
+        nothing; every syscall (raw_syscalls), the function tracer or the whole system can write millions
+        per second. Capped at 1/8 of the available memory over all CPUs. A user-given `buffer_kb` wins, and
+        what overflows it is counted in the stats (lost, lost_per_cpu)."""
+        streamed = [ev for ev in self.plan.events if ev.stream]
+        if not streamed and self.plan.functions is None:
+            kb = 1024  # names and stacks only
+        elif self.plan.functions is not None or self.target.system_wide or \
+                any(ev.system == "raw_syscalls" for ev in streamed):
+            kb = 4 * DEFAULT_BUFFER_KB
+        else:
+            kb = DEFAULT_BUFFER_KB
+        try:
+            with open("/proc/meminfo", "rb") as f:
+                avail = next(int(line.split()[1]) for line in f if line.startswith(b"MemAvailable:"))
+            kb = max(1024, min(kb, avail // 8 // max(1, os.cpu_count() or 1)))
+        except (OSError, StopIteration, ValueError):
+            pass
+        return kb
 
     def _add_hist_triggers(self) -> None:
         """One named hist trigger per kernel aggregation and event. Trigger files are appended to (opening
@@ -532,7 +594,8 @@ class FtraceSession:
             if done:
                 break
         self._quiet_write(f"{self.instance}/tracing_on", "0")
-        self._drain(bounded=False)
+        while self._drain():  # the rest, in bounded passes: one pass over all of it would hold every event
+            pass
         self._read_stats()
         if self._triggers:
             self.aggregates = self.read_aggregates()
@@ -565,7 +628,7 @@ class FtraceSession:
             lost += n
         self.stats.lost = lost
 
-    def _drain(self, bounded: bool = True) -> None:
+    def _drain(self, bounded: bool = True) -> int:
         """Read what the per-CPU buffers hold. Bounded while tracing (so a stop request is seen under any
         load), complete at the end (tracing is off then, so it ends)."""
         batch: list[Event] = []
@@ -600,19 +663,75 @@ class FtraceSession:
         if batch:
             self.stats.events += len(batch)
             self.emit(batch)
+        return len(pages)
 
     def _decode_page(self, page: bytes, cpu: int, out: list[Event]) -> None:
         records: list[tuple[int, int, int, tuple]] = []
         missed = decode_page(page, self._layout, self._unpackers, records)
         self._decode_records(page, cpu, missed, records, out)
 
+    def _build_fast(self) -> None:
+        """The reader's fast path, per event id with exactly one plan and no stack records to attach:
+        syscall entries and exits, tracepoints without strings or arrays, kprobe/uprobe calls and returns.
+        Everything else goes through _to_event."""
+        if self._stack_id != -1 or self._ustack_id != -1:
+            return
+        for etype, handlers in self._handlers.by_id.items():
+            if len(handlers) != 1 or etype in self._internal:
+                continue
+            plan, dec = handlers[0]
+            if plan.role == "enter" and plan.system == "syscalls":
+                self._fast[etype] = (1, plan.syscalls[0])
+            elif plan.role == "exit" and plan.system == "syscalls":
+                self._fast[etype] = (2, plan.syscalls[0], plan.probe)
+            elif plan.role == "tracepoint" and not dec.needs_page and \
+                    not (plan.system == "sched" and plan.event == "sched_process_exec"):
+                self._fast[etype] = (3, f"{plan.system}:{plan.event}", plan.probe, dec.fast_names)
+
     def _decode_records(self, page: bytes, cpu: int, missed: int, records: list[tuple[int, int, int, tuple]],
                         out: list[Event]) -> None:
+        """Records -> events. The hot loop: local names, tuples for pending entries, one constructor call per
+        event, syscall texts made only when read (LazySyscallEvent)."""
         if missed:
             out.append(Event(EventKind.LOST, 0, 0, 0, cpu=cpu, ret=max(missed, 1)))
         handlers = self._handlers.by_id
         offset = self._clock_offset
+        fast = self._fast
+        pending = self._pending
+        idents = self._idents
+        renamed = self._names.last
+        make = self._event_class
+        append = out.append
         for ts, etype, off, values in records:
+            f = fast.get(etype)
+            if f is not None:
+                tid = values[3]
+                ts += offset
+                role = f[0]
+                if role == 1:
+                    pending[tid] = (ts, f[1], values[5:])  # after the common header and __syscall_nr
+                    continue
+                ident = idents.get(tid)
+                if ident is None:
+                    ident = self._ident(tid)
+                pid, comm = ident
+                last = renamed.get(tid)
+                if last is not None:  # named since: the name at the time (most events come after the last change)
+                    comm = last[1] if ts >= last[0] else self._names.at(tid, ts, comm)
+                if role == 2:
+                    ret = values[-1]
+                    name = f[1]
+                    pend = pending.pop(tid, None)
+                    if pend is None or pend[1] != name:
+                        append(make(_RESUMED, ts, pid, tid, name, f[2], cpu, comm, None, (), ret, None,
+                                    -ret if -4096 < ret < 0 else 0))
+                    else:
+                        append(make(_SYSCALL, ts, pid, tid, name, f[2], cpu, comm, None, pend[2], ret, None,
+                                    -ret if -4096 < ret < 0 else 0, ts - pend[0]))
+                else:
+                    append(Event(_TRACEPOINT, ts, pid, tid, f[1], f[2], cpu, comm, (), (), None, "", 0, None, None,
+                                 None, dict(zip(f[3], values[4:], strict=True))))
+                continue
             if etype == self._stack_id:
                 self._attach_stack(page, off, cpu)
                 continue
@@ -629,6 +748,14 @@ class FtraceSession:
                     out.append(ev)
                     self._last_by_cpu[cpu] = ev
 
+    def _stack_target(self, cpu: int) -> Event | list[list[Frame] | None] | None:
+        """What a stack record on `cpu` belongs to: the event before it, or [kstack, stack] of a pending
+        syscall entry."""
+        target = self._last_by_cpu.get(cpu)
+        if type(target) is int:
+            return self._pending_stacks.setdefault(target, [None, None])
+        return target  # type: ignore[return-value]
+
     def _attach_stack(self, page: bytes, off: int, cpu: int) -> None:
         from unitrace.symbols.kallsyms import kernel_symbolize
 
@@ -644,8 +771,10 @@ class FtraceSession:
         # the first frames are the tracing machinery that took the stack, not the code being traced
         while len(frames) > 1 and frames[0].symbol.startswith(_TRACING_FRAMES):
             frames.pop(0)
-        target = self._last_by_cpu.get(cpu)  # the record it follows: an event, or a syscall entry
-        if target is not None:
+        target = self._stack_target(cpu)  # the record it follows: an event, or a syscall entry
+        if isinstance(target, list):
+            target[0] = frames
+        elif target is not None:
             target.kstack = frames
 
     def _attach_user_stack(self, values: dict[str, object], cpu: int) -> None:
@@ -665,8 +794,11 @@ class FtraceSession:
                 maps = None
         if maps is not None:
             frames = symbolize(frames, maps)  # with the inlined calls DWARF records at each pc
-        target = self._last_by_cpu.get(cpu)  # the record it follows: an event, or a syscall entry
-        if target is not None and target.stack is None:
+        target = self._stack_target(cpu)  # the record it follows: an event, or a syscall entry
+        if isinstance(target, list):
+            if target[1] is None:
+                target[1] = frames
+        elif target is not None and target.stack is None:
             target.stack = frames
 
     def _function_event(self, values: dict[str, object], ts: int, cpu: int, tid: int) -> Event:
@@ -710,7 +842,8 @@ class FtraceSession:
                     self._maps[tgid] = Maps.of(tgid)
                 except OSError:
                     pass
-        return tgid, self._comm.get(tid, "")
+        ident = self._idents[tid] = (tgid, self._comm.get(tid, ""))
+        return ident
 
     def _saved_ident(self, tid: int) -> tuple[int, str]:
         comm = ""
@@ -740,8 +873,9 @@ class FtraceSession:
             else:
                 name = plan.syscalls[0]
                 raw = values[5:]  # after the common header and __syscall_nr
-            pend = self._pending[tid] = _Pending(ts, name, raw)
-            self._last_by_cpu[cpu] = pend  # type: ignore[assignment]
+            self._pending[tid] = (ts, name, raw)
+            self._pending_stacks.pop(tid, None)
+            self._last_by_cpu[cpu] = tid
             return None
         pid, comm = self._ident(tid)
         comm = self._names.at(tid, ts, comm)
@@ -749,17 +883,18 @@ class FtraceSession:
             ret = values[-1]
             name = plan.syscalls[0] if plan.system == "syscalls" else self._syscall_name(values[4])
             pend = self._pending.pop(tid, None)
+            kstack, stack = self._pending_stacks.pop(tid, (None, None)) if self._pending_stacks else (None, None)
             errno = -ret if -4096 < ret < 0 else 0
-            if pend is None or pend.name != name:
-                return Event(EventKind.SYSCALL_RESUMED, ts, pid, tid, name, plan.probe, cpu, comm, ret=ret,
-                             ret_text=self._ret_text(name, ret), errno=errno)
-            args, ret_text, errno = self._decode_syscall(name, pend.raw, ret)
-            return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm, args, pend.raw, ret,
-                         ret_text, errno, ts - pend.ts, stack=pend.stack, kstack=pend.kstack)
+            if pend is None or pend[1] != name:
+                return self._event_class(EventKind.SYSCALL_RESUMED, ts, pid, tid, name, plan.probe, cpu, comm,
+                                         None, (), ret, None, errno)
+            return self._event_class(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm, None, pend[2],
+                                     ret, None, errno, ts - pend[0], stack=stack, kstack=kstack)
         if role == "tracepoint":
             fields = dec.decode(page, off) if dec.needs_page else dict(zip(dec.fast_names, values[4:], strict=True))
             if plan.system == "sched" and plan.event == "sched_process_exec":
                 self._tgid.pop(tid, None)
+                self._idents.pop(tid, None)
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{plan.system}:{plan.event}", plan.probe, cpu,
                          comm, fields=fields)
         if role == "call":
@@ -776,6 +911,13 @@ class FtraceSession:
 
         info = get_table().by_nr.get(nr)
         return info.name if info else f"syscall_{nr}"
+
+    def _syscall_texts(self, ev: Event) -> tuple[tuple[str, ...], str, int]:
+        """strace's texts of a LazySyscallEvent, when first read."""
+        ret = ev.ret if ev.ret is not None else 0
+        if ev.kind is EventKind.SYSCALL_RESUMED:
+            return (), self._ret_text(ev.name, ret), ev.errno
+        return self._decode_syscall(ev.name, ev.raw_args, ret)
 
     def _decode_syscall(self, name: str, raw: tuple[int, ...], ret: int) -> tuple[tuple[str, ...], str, int]:
         """strace's texts for a syscall seen only through its registers: the tracee's memory is not ours to
