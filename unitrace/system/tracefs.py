@@ -1,8 +1,10 @@
-"""Finding, mounting and writing tracefs: the helpers every tracefs user (ftrace backend, doctor, tests) needs.
+"""Finding, mounting, reading and writing tracefs: the one owner of these helpers for every tracefs user (the
+ftrace backend, doctor, the leftover reaper, tests).
 
 tracefs control files refuse seeks, so Python's "a" mode fails with EINVAL; every write here goes through
-`os.open(O_WRONLY | O_APPEND | O_CLOEXEC)`. The kernel explains a refused write only in `error_log`, which
-`read_error_log` returns.
+`os.open(O_WRONLY | O_APPEND | O_CLOEXEC)`. The kernel explains a refused write only in `error_log` (an
+instance has its own), which `read_error_log` returns and `Tracefs.write` turns into a readable error with a
+caret under the offending part of what was written.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from unitrace.errors import UnitraceError
@@ -130,3 +134,105 @@ def clear_error_log(root: str | os.PathLike[str]) -> None:
     except OSError:
         return
     os.close(fd)
+
+
+# ---- the kernel's refusals, explained ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class KernelRefusal:
+    reason: str
+    command: str
+    caret: int  # 0-based column in `command`, -1 when the log had none
+
+
+_LOG_HEAD = re.compile(r"^\[\s*[\d.]+\]\s+(?P<src>[\w-]+):\s+error:\s+(?P<reason>.*)$")
+
+
+def parse_error_log(text: str) -> KernelRefusal | None:
+    """The last entry of tracefs `error_log` (three lines: reason, `Command: ...`, caret line)."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        m = _LOG_HEAD.match(lines[i])
+        if not m:
+            continue
+        command, caret = "", -1
+        if i + 1 < len(lines) and lines[i + 1].lstrip().startswith("Command:"):
+            cmd_line = lines[i + 1]
+            prefix = cmd_line.index("Command:") + len("Command: ")
+            command = cmd_line[prefix:]
+            if i + 2 < len(lines) and "^" in lines[i + 2]:
+                caret = lines[i + 2].index("^") - prefix
+        return KernelRefusal(m.group("reason").strip(), command, caret)
+    return None
+
+
+def instances(root: str | os.PathLike[str], prefix: str = "") -> list[str]:
+    """Names of the tracefs instances under `root` whose name starts with `prefix`, sorted."""
+    try:
+        return sorted(n for n in os.listdir(Path(root) / "instances") if n.startswith(prefix))
+    except OSError:
+        return []
+
+
+def dynamic_events(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(group, event) of every dynamic event (`p:GROUP/EVENT ...`, `u:...`, `r...:...` lines)."""
+    try:
+        text = read(Path(root) / "dynamic_events")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        head = line.split(maxsplit=1)[0] if line.strip() else ""
+        _, colon, rest = head.partition(":")
+        group, slash, event = rest.partition("/")
+        if colon and slash:
+            out.append((group, event))
+    return out
+
+
+class Tracefs:
+    """tracefs at `root`, addressed by paths relative to it; writes that the kernel refuses raise
+    UnitraceError with the kernel's own reason (from the error_log of the instance written to)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def read(self, rel: str) -> str:
+        return read(self.root / rel)
+
+    def write(self, rel: str, text: str, *, append: bool = False, what: str = "") -> None:
+        """Write `text` to a control file (replacing its content unless `append`); on refusal raise
+        UnitraceError with the kernel's reason."""
+        if append:
+            clear_error_log(self.root / self._error_log_dir(rel))  # so the refusal read back is ours
+        try:
+            write(self.root / rel, text, truncate=not append)
+        except OSError as exc:
+            raise self._refusal(rel, text, exc, what) from exc
+
+    def _error_log_dir(self, rel: str) -> str:
+        """The directory whose error_log explains a write to `rel`: an instance has its own."""
+        parts = rel.split("/")
+        if len(parts) > 2 and parts[0] == "instances" and (self.root / parts[0] / parts[1] / "error_log").exists():
+            return f"instances/{parts[1]}"
+        return ""
+
+    def _refusal(self, rel: str, text: str, exc: OSError, what: str) -> UnitraceError:
+        subject = what or f"{text.strip()!r} -> {rel}"
+        refusal = None
+        if exc.errno in (errno.EINVAL, errno.ENOENT, errno.E2BIG, errno.EEXIST):
+            refusal = parse_error_log(read_error_log(self.root / self._error_log_dir(rel)))
+        if refusal is not None:
+            msg = f"the kernel refused {subject}: {refusal.reason}"
+            if refusal.command and refusal.caret >= 0:
+                msg += f"\n  {refusal.command}\n  {' ' * refusal.caret}^"
+            return UnitraceError(msg)
+        hint = None
+        if exc.errno == errno.EPERM:
+            hint = "this kernel does not allow it (lockdown, or a feature refused for this instance)"
+        elif exc.errno == errno.EBUSY:
+            hint = "another tracer holds this event or file"
+        return UnitraceError(f"the kernel refused {subject}: {exc.strerror}", hint=hint)

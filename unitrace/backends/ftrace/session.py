@@ -32,7 +32,7 @@ from unitrace.backends.ftrace.hist import (
     trigger_name,
 )
 from unitrace.backends.ftrace.ringbuf import PageLayout, decode_page
-from unitrace.backends.ftrace.tracefs import Tracefs, find_tracefs
+from unitrace.backends.ftrace.tracefs import Tracefs, dynamic_events, find_tracefs, instances
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
@@ -114,26 +114,13 @@ def _alive_session(pid: int) -> bool:
 def reap_stale(fs: Tracefs, *, say: Callable[[str], None] | None = None) -> list[str]:
     """Remove instances and dynamic-event groups left by unitrace sessions whose process is gone."""
     reaped: list[str] = []
-    inst_dir = fs.path("instances")
-    if inst_dir.is_dir():
-        for entry in sorted(inst_dir.iterdir()):
-            name = entry.name
-            if not name.startswith(INSTANCE_PREFIX):
-                continue
-            tail = name[len(INSTANCE_PREFIX):].split("_", 1)[0]
-            if tail.isdigit() and not _alive_session(int(tail)):
-                _remove_instance(fs, f"instances/{name}")
-                reaped.append(f"instance {name}")
-    try:
-        dyn = fs.read("dynamic_events")
-    except OSError:
-        dyn = ""
+    for name in instances(fs.root, INSTANCE_PREFIX):
+        tail = name[len(INSTANCE_PREFIX):].split("_", 1)[0]
+        if tail.isdigit() and not _alive_session(int(tail)):
+            _remove_instance(fs, f"instances/{name}")
+            reaped.append(f"instance {name}")
     groups: dict[str, list[str]] = {}
-    for line in dyn.splitlines():
-        head = line.split(maxsplit=1)[0] if line.strip() else ""
-        if ":" not in head or "/" not in head:
-            continue
-        group, _, name = head.split(":", 1)[1].partition("/")
+    for group, name in dynamic_events(fs.root):
         owner = group[len(GROUP_PREFIX):].split("_", 1)[0]
         if group.startswith(GROUP_PREFIX) and owner.isdigit():
             groups.setdefault(group, []).append(name)
