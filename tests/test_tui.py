@@ -21,7 +21,17 @@ from unitrace.tui.save import save
 from unitrace.tui.stats import Stats, log2_bucket
 from unitrace.tui.store import EventStore, Filter
 
-from tests.tui_support import SIZE, ManualSource, pilot_test, screen_text, settle, use_utc
+from tests.tui_support import (
+    SIZE,
+    ManualSource,
+    idle,
+    pilot_test,
+    screen_text,
+    settle,
+    use_utc,
+    wait_for_frames,
+    wait_until,
+)
 from unitrace.events import Event, EventKind
 
 
@@ -186,15 +196,16 @@ async def test_pause_keeps_counting_and_resume_shows_everything():
         await pilot.press("space")
         assert app.session.paused
         src.push(events[100:250])
-        for _ in range(20):
-            await pilot.pause(0.02)
+        await wait_until(pilot, lambda: app.session.pump.pending == 0, "the pushed events were not drained")
+        await wait_for_frames(pilot, app)
+        await idle(pilot)
         log = app.main.log_view
         assert len(app.session.store.events) == 250 and app.session.stats.events == 250
         assert log.length == 100
         status = screen_text(app.screen.query_one("#status"))
         assert "PAUSED +150 new" in status and "250 events" in status
         await pilot.press("space")
-        await pilot.pause(0.1)
+        await idle(pilot)
         assert log.length == 250 and not app.session.paused
 
 
@@ -209,7 +220,7 @@ async def test_choosing_a_process_filters_the_log():
         pid = tree.cursor_node.data
         assert pid == ROOT_PID + 1
         await pilot.press("enter")
-        await pilot.pause(0.1)
+        await idle(pilot)
         store = app.session.store
         assert app.screen is app.main and len(store) > 0
         assert {store.row(r).pid for r in range(len(store))} == {pid}
@@ -241,7 +252,7 @@ async def test_disabling_a_probe_stops_its_events():
     gate = threading.Event()
 
     def gated():
-        gate.wait(10)  # the replay starts only once the probe has been disabled through the panel
+        gate.wait(60)  # the replay starts only once the probe has been disabled through the panel
         yield from events
 
     src = RecordedSource(gated(), rate=None)
@@ -287,7 +298,7 @@ async def test_save_writes_what_the_log_shows(tmp_path):
         inp = app.screen.query_one("#save-path")
         inp.value = str(path)
         await pilot.press("enter")
-        await pilot.pause(0.1)
+        await wait_until(pilot, path.exists, "the save dialog wrote nothing")
         shown = len(app.session.store)
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(records) == shown and {r["pid"] for r in records} == {ROOT_PID + 1}
@@ -316,7 +327,108 @@ async def test_kernel_panel_decodes_the_recorded_warning():
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         await pilot.press("K")
-        await pilot.pause(0.1)
+        await idle(pilot)
         text = screen_text(app.screen.query_one("#kernel-reports"))
     assert "WARNING" in text and "at kernel/trace/ftrace.c:2178" in text and "task demo pid 4242" in text
     assert "? __pfx_ftrace_modify_all_code+0x10" in text and LEGEND in text
+
+
+# ---- frames at awkward moments ----------------------------------------------------------------------
+
+
+@pilot_test
+async def test_a_frame_while_a_pushed_screen_is_not_yet_composed():
+    app = _app(recorded_session(300))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.action_open("stats")  # pushed; composed and mounted later, by the app's message loop
+        stats = app.screen
+        assert stats is not app.main and not stats.is_mounted
+        for _ in range(8):  # whatever the frame count, the side screen's refresh comes in one of these
+            app.frame()
+        await idle(pilot)
+        assert stats.is_mounted
+        assert "top probes" in screen_text(stats.query_one("#top-probes"))
+
+
+@pilot_test
+async def test_a_frame_while_the_app_takes_the_screens_down():
+    # run_test's teardown (and App.exit) remove the screens' widgets while the frame timer still runs.
+    # A widget of the main screen runs a frame from its own unmount, once the status bar is gone: the
+    # very moment a timer tick can come at.
+    import asyncio
+
+    from textual.widget import Widget
+
+    seen: list[str] = []
+
+    class FrameOnUnmount(Widget):
+        async def on_unmount(self) -> None:
+            for _ in range(500):
+                if not app.main.query("#status"):
+                    break
+                await asyncio.sleep(0.01)
+            seen.append("status gone" if not app.main.query("#status") else "status still there")
+            for _ in range(4):  # the status bar is refreshed every few frames
+                app.frame()
+
+    app = _app(recorded_session(100))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await app.main.mount(FrameOnUnmount())
+    assert seen == ["status gone"]
+
+
+@pilot_test
+async def test_events_that_came_while_a_side_screen_was_open_are_in_the_log_after_it():
+    src = ManualSource()
+    app = UnitraceApp(src, clock=lambda: 0.0)
+    events = recorded_session(300)
+    async with app.run_test(size=SIZE) as pilot:
+        src.push(events[:100])
+        await settle(pilot, app, expect=100)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.screen is not app.main and app.screen.is_mounted,
+                         "the statistics screen did not open")
+        src.push(events[100:])
+        await wait_until(pilot, lambda: app.session.pump.pending == 0, "the pushed events were not drained")
+        await wait_for_frames(pilot, app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.main, "the statistics screen did not close")
+        await wait_for_frames(pilot, app)
+        await idle(pilot)
+        log = app.main.log_view
+        assert log.length == len(events) and log.cursor == len(events) - 1
+        assert f"view {len(events):,}" in screen_text(app.main.query_one("#status"))
+
+
+def test_the_terminal_not_a_stale_environment_sizes_the_screen(monkeypatch):
+    # GNU readline exports COLUMNS/LINES (80x24 without a terminal) to every process started after it;
+    # Textual's driver would believe them over the terminal.
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    from textual.drivers.linux_driver import LinuxDriver
+    from unitrace.tui.terminal import terminal_size
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("LINES", "24")
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))
+        assert terminal_size(None, master) in ((150, 40), None)  # the master side may not report it
+        assert terminal_size(None, slave) == (150, 40)
+        driver_class = _app().driver_class
+        assert issubclass(driver_class, LinuxDriver)
+        driver = object.__new__(driver_class)  # as the app makes it, without taking over this terminal
+        driver._file, driver.fileno = None, slave
+        assert driver._get_terminal_size() == (150, 40)
+        with open(os.devnull, "w") as devnull:  # no terminal at all: the environment is all there is
+            driver._file, driver.fileno = devnull, devnull.fileno()
+            assert driver._get_terminal_size() == (80, 24)
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -4,12 +4,13 @@ intended change with `pytest tests/test_tui_snapshots.py --snapshot-update` and 
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Input
 from unitrace.tui.app import UnitraceApp
 from unitrace.tui.kernel import RecordedKernelFeed
 from unitrace.tui.recorded import recorded_session
 from unitrace.tui.recorded_source import RecordedSource
 
-from tests.tui_support import SIZE, settle, use_utc
+from tests.tui_support import SIZE, idle, settle, use_utc, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -21,19 +22,28 @@ def _app() -> UnitraceApp:
     return UnitraceApp(RecordedSource(recorded_session(600)), kernel=RecordedKernelFeed(), clock=lambda: 0.0)
 
 
+async def _still(pilot) -> None:
+    """Make what is on screen independent of how long the screenshot takes: a focused Input's cursor
+    blinks every half second (on a loaded machine the screenshot may come before or after a blink), so
+    it is made steady; then wait until the app has nothing left to do."""
+    for inp in pilot.app.screen.query(Input):
+        inp.cursor_blink = False
+    await idle(pilot)
+
+
 async def _settled(pilot) -> None:
     await settle(pilot, pilot.app)
+    await _still(pilot)
 
 
 def _keys_then(*keys: str):
     async def run_before(pilot) -> None:
         await settle(pilot, pilot.app)
         await pilot.press(*keys)
-        for _ in range(50):  # a pushed screen focuses its widget on mount; styles follow focus
-            if pilot.app.screen.focused is not None:
-                break
-            await pilot.pause(0.02)
-        await pilot.pause(0.3)
+        # a pushed screen focuses its widget on mount; styles follow focus
+        await wait_until(pilot, lambda: pilot.app.screen.focused is not None,
+                         f"nothing has the focus after {keys}")
+        await _still(pilot)
 
     return run_before
 

@@ -68,22 +68,51 @@ class ManualSource:
         del self.enabled[probe_id]
 
 
+# How long a wait for the app may take before the test gives up. Generous on purpose: on a loaded CI
+# machine (two cores shared with the whole suite) a frame can take a second; the tests never fail on
+# how fast the app was, only on what it showed.
+DEADLINE = 60.0
+
+
+async def wait_until(pilot, predicate, what: str, *, timeout: float = DEADLINE) -> None:
+    """Let the app run until `predicate()` is true; fail saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} (waited {timeout:.0f} s)")
+        await pilot.pause(0.02)
+
+
+async def wait_for_frames(pilot, app, n: int = 2) -> None:
+    """Let `n` frames of the app run: whatever was in the store before is then drained and shown."""
+    target = app.frames + n
+    await wait_until(pilot, lambda: app.frames >= target, f"the app did not run {n} frames")
+
+
 async def settle(pilot, app, *, expect: int | None = None) -> None:
     """Wait until the recorded source has finished and every event it delivered is in the store and on
-    screen (a few frames), or until `expect` events are shown."""
+    screen, or until `expect` events are shown; then until the screen has taken it in."""
     session = app.session
-    for _ in range(400):
-        await pilot.pause(0.02)
-        src = session.source
-        done = (not src.status().running and session.pump.pending == 0
-                and (not isinstance(src, RecordedSource) or len(session.store.events) == src.delivered))
+
+    def done() -> bool:
+        if session.store.scanning or session.pump.pending:
+            return False
         if expect is not None:
-            done = session.shown >= expect and session.pump.pending == 0
-        if done and not session.store.scanning:
-            break
-    else:
-        raise AssertionError("the app did not take in the source's events")
-    await pilot.pause(0.1)  # let the last frame render
+            return session.shown >= expect
+        src = session.source
+        return not src.status().running and (
+            not isinstance(src, RecordedSource) or len(session.store.events) == src.delivered)
+
+    await wait_until(pilot, done, "the app did not take in the source's events")
+    await wait_for_frames(pilot, app)  # the frames after: the view and status bar show all of it
+    await idle(pilot)
+
+
+async def idle(pilot) -> None:
+    """Wait until the app has handled every pending message and finished every animation."""
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
 
 
 def screen_text(static, width: int = 200) -> str:

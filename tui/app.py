@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from unitrace.tui.eventlog import EventLog
 from unitrace.tui.filterbar import FilterBar
 from unitrace.tui.help_screen import HelpScreen
@@ -22,6 +23,7 @@ from unitrace.tui.save_screen import SaveScreen
 from unitrace.tui.session import TuiSession
 from unitrace.tui.source import EventSource
 from unitrace.tui.stats_screen import StatsScreen
+from unitrace.tui.terminal import tty_sized
 
 from unitrace.errors import UnitraceError
 
@@ -53,6 +55,15 @@ class UnitraceApp(App):
         self.fps = fps
         self.frames = 0
         self.main = MainScreen(self.session)
+        self._main_stale = False  # the view changed while the main screen was not shown
+
+    def get_driver_class(self) -> type[Driver]:
+        driver = super().get_driver_class()
+        try:
+            from textual.drivers.linux_driver import LinuxDriver
+        except ImportError:  # no termios: not a terminal this module knows how to size
+            return driver
+        return tty_sized(driver) if driver is LinuxDriver else driver
 
     async def on_mount(self) -> None:
         await self.push_screen(self.main)
@@ -65,18 +76,30 @@ class UnitraceApp(App):
             self.kernel_feed.close()
 
     def frame(self) -> None:
-        """Drain what the tracer handed over and show it. Runs FPS times a second."""
+        """Drain what the tracer handed over and show it. Runs FPS times a second.
+
+        The timer runs in its own task, so a frame can come at any point of the app's life: while a
+        pushed screen is still being composed, or while the app is shutting down and removing the
+        screens' widgets (run_test's teardown does that with the timers still running). Only a screen
+        that is mounted, in an app that is running, is refreshed."""
+        if not self.is_running:
+            return
         result = self.session.frame()
         self.frames += 1
         if self.kernel_feed is not None:
             self.kernel_log.add(self.kernel_feed.poll())
+        self._main_stale |= result.view_changed
         screen = self.screen
-        if screen is self.main and self.main.ready:
-            if result.view_changed:
+        if screen is self.main:
+            if not self.main.ready:
+                return
+            if self._main_stale:
+                self._main_stale = False
                 self.main.refresh_view()
             elif self.frames % 4 == 0:
                 self.main.refresh_status()  # the rate and the source's state change without events
-        elif self.frames % SIDE_SCREEN_EVERY == 0 and hasattr(screen, "refresh_data"):
+        elif (self.frames % SIDE_SCREEN_EVERY == 0 and screen.is_mounted and screen.is_attached
+              and hasattr(screen, "refresh_data")):
             screen.refresh_data()
 
     # ---- screens -----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -37,17 +39,22 @@ class MainScreen(Screen):
         self.session = session
         self.search = ""
         self.ready = False  # composed and mounted: the app may refresh it
+        # The widgets the app refreshes every frame are kept, not looked up: a frame needs no DOM query
+        # and cannot fail on one while the screen is being composed or taken down.
+        self._event_log = EventLog(session.store, id="log")
+        self._log_header = Static(id="log-header")
+        self._status_bar = StatusBar(id="status")
 
     def compose(self) -> ComposeResult:
         yield Static(self.session.source.title, id="title")
         yield FilterBar(id="filterbar", classes="hidden")
         with Horizontal(id="body"):
             with Vertical(id="log-column"):
-                yield Static(id="log-header")
-                yield EventLog(self.session.store, id="log")
+                yield self._log_header
+                yield self._event_log
             yield DetailPane(id="detail")
         yield Static(id="notice", classes="hidden")
-        yield StatusBar(id="status")
+        yield self._status_bar
         yield Footer()
 
     def on_mount(self) -> None:
@@ -60,23 +67,18 @@ class MainScreen(Screen):
 
     @property
     def log_view(self) -> EventLog:
-        return self.query_one("#log", EventLog)
+        return self._event_log
 
     # ---- called by the app every frame -------------------------------------------------------------
 
     def refresh_view(self) -> None:
         log = self.log_view
         log.set_length(self.session.shown)
-        header = self.query_one("#log-header", Static)
-        header.update(log.header() if log.size.width else "")
+        self._log_header.update(log.header() if log.size.width else "")
         self.refresh_status()
 
     def refresh_status(self) -> None:
-        info = self.session.status()
-        from dataclasses import replace
-
-        info = replace(info, follow=self.log_view.follow)
-        self.query_one("#status", StatusBar).show(info)
+        self._status_bar.show(replace(self.session.status(), follow=self.log_view.follow))
 
     def say(self, text: str) -> None:
         """A one-line notice above the status bar (search results, saved files, errors)."""
