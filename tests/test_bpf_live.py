@@ -146,3 +146,37 @@ def test_sigkilled_tracer_leaves_no_program(prog: str) -> None:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+WRITES = textwrap.dedent("""
+    #include <unistd.h>
+    int main(void) {
+        static char buf[64];
+        for (int n = 7; n <= 11; n++) write(-1, buf, n);   /* EBADF: ret -9 each time */
+        usleep(2000);
+        return 0;
+    }
+""")
+
+
+def test_division_and_func_keys_in_the_kernel_match_user_space(build_c, tmp_path: Path) -> None:
+    """Signed and unsigned `/` and `%` computed by BPF (no `sdiv`: LLVM refuses it) and `func` keys
+    (syscall numbers in the kernel's maps) print exactly what the ptrace backend computes in user space."""
+    from tests.run_support import unitrace
+
+    exe = str(build_c(WRITES, name="writes"))
+    probes = ("syscall:write { @q[arg2] = sum(-arg2 / 3); @r[arg2] = sum(-arg2 % 4); "
+              "@n[arg2] = sum(ret / 2 + ret % 2 * 100); @u[arg2] = sum(arg2 / -2 + arg2 % 3 * 10) }",
+              "syscall:write,clock_nanosleep { @calls[func] = count(); @us[func] = max((duration / 1000) / 1000000) }")
+    outs = {}
+    for backend in ("ptrace", "bpf"):
+        proc = unitrace("trace", *probes, "--backend", backend, "--", exe, tmp=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        outs[backend] = proc.stdout
+    compiled = unitrace("compile", *probes, "--backend", "bpf", tmp=tmp_path)
+    # all six aggregations run in the kernel (nothing streamed), with both kinds of division
+    assert compiled.stdout.count("ut_aggs.lookup_or_try_init") == 6 and "ringbuf_reserve" not in compiled.stdout
+    assert "ut_sdiv(" in compiled.stdout and "ut_smod(" in compiled.stdout and "(u64)" in compiled.stdout
+    assert outs["bpf"] == outs["ptrace"]
+    assert "@q[7]: -2" in outs["bpf"] and "@r[9]: -1" in outs["bpf"] and "@n[11]: -104" in outs["bpf"]
+    assert "@calls[write]: 5" in outs["bpf"] and "@us[clock_nanosleep]: 0" in outs["bpf"]

@@ -75,9 +75,41 @@ def test_lowering_predicates() -> None:
     assert lower(expr, SCOPE) == ('(ut_str_eq(comm, "cat", 4) && (((s64)((now - f->ts))) > 2000000LL))')
     assert lower(Binary(S, "!=", Name(S, "comm"), Str(S, "ba*")), SCOPE) == '!ut_str_eq(comm, "ba", 2)'
     assert lower(Unary(S, "!", Binary(S, "<", Name(S, "ret"), Int(S, 0))), SCOPE) == "(!(((s64)(ret)) < 0LL))"
-    # division by zero cannot happen in the kernel: it yields 0
+    # division by zero cannot happen in the kernel: it yields 0 (ut_sdiv checks)
     assert lower(Binary(S, "/", Name(S, "arg0"), Name(S, "ret")), SCOPE) == \
-        "(((s64)(ret)) ? (((s64)(f->args[0])) / ((s64)(ret))) : 0)"
+        "ut_sdiv(((s64)(f->args[0])), ((s64)(ret)))"
+
+
+def test_division_is_never_signed_bpf_division() -> None:
+    """LLVM refuses BPF `sdiv` before ISA v4: `/` and `%` on values never negative are unsigned divisions,
+    anything else goes through ut_sdiv/ut_smod (magnitudes, then the sign, as C truncates)."""
+    us = Binary(S, "/", Name(S, "duration"), Int(S, 1000))
+    assert lower(us, SCOPE) == "(1000LL ? (s64)((u64)((s64)((now - f->ts))) / (u64)1000LL) : 0)"
+    assert lower(Binary(S, "%", Name(S, "pid"), Int(S, 7)), SCOPE) == \
+        "(7LL ? (s64)((u64)((s64)(tgid)) % (u64)7LL) : 0)"
+    assert lower(Binary(S, "%", Name(S, "ret"), Int(S, 7)), SCOPE) == "ut_smod(((s64)(ret)), 7LL)"
+    assert lower(Binary(S, "/", Name(S, "duration"), Unary(S, "-", Int(S, 2))), SCOPE) == \
+        "ut_sdiv(((s64)((now - f->ts))), (-2LL))"
+    # nested: (duration / 1000) / 10 stays unsigned, (duration - 5) / 10 does not
+    assert "ut_sdiv" not in lower(Binary(S, "/", us, Int(S, 10)), SCOPE)
+    assert lower(Binary(S, "/", Binary(S, "-", Name(S, "duration"), Int(S, 5)), Int(S, 10)), SCOPE) \
+        .startswith("ut_sdiv(")
+
+
+def test_signed_division_helpers_match_c(tmp_path: Path) -> None:
+    """ut_sdiv/ut_smod from unitrace_bpf.h, compiled by gcc, against C's own `/` and `%`."""
+    header = (Path(__file__).parent.parent / "unitrace/backends/bpf/unitrace_bpf.h").read_text()
+    helpers = header[header.index("static __always_inline s64 ut_sdiv"):header.index("/* Linear histogram")]
+    pairs = [(a, b) for a in (-9, -8, -1, 0, 1, 7, 9, -(1 << 62)) for b in (-4, -3, -1, 1, 2, 3, 1 << 40)]
+    checks = "\n".join(f"    if (ut_sdiv({a}LL, {b}LL) != {a}LL / {b}LL || ut_smod({a}LL, {b}LL) != {a}LL % {b}LL) "
+                       f'{{ printf("bad {a} {b}\\n"); return 1; }}' for a, b in pairs)
+    src = ("#include <stdio.h>\n#include <stdint.h>\n#define __always_inline inline\n"
+           "typedef uint64_t u64; typedef int64_t s64;\n" + helpers +
+           f"\nint main(void) {{\n{checks}\n    return ut_sdiv(5, 0) | ut_smod(5, 0);\n}}\n")
+    (tmp_path / "d.c").write_text(src)
+    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "d"), str(tmp_path / "d.c")], check=True)
+    proc = subprocess.run([str(tmp_path / "d")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
 
 
 def test_what_the_kernel_cannot_do_stays_in_user_space() -> None:

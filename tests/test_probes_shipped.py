@@ -71,10 +71,7 @@ def test_file_opens(demo: Path, tmp_path: Path) -> None:
     assert files and "/etc/ld.so.cache (3)" in files.group(1) and "/etc/hostname (1)" in files.group(1)
 
 
-@pytest.mark.parametrize("backend", ["ptrace", pytest.param("bpf", marks=[
-    pytest.mark.requires("bpf", "bcc"),
-    pytest.mark.xfail(strict=True, reason="known bug: the bpf backend's in-kernel maps key `func` by syscall "
-                      "number, printed as @ns[0] instead of @ns[read]")])])
+@pytest.mark.parametrize("backend", ["ptrace", pytest.param("bpf", marks=[pytest.mark.requires("bpf", "bcc")])])
 def test_syscall_latency(backend: str, demo: Path, tmp_path: Path) -> None:
     out = run("syscall-latency", demo, tmp_path, "--backend", backend)
     # the demo sleeps 20 ms once: that call lands in the [16M, 32M) nanosecond bucket

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from unitrace.model.expr import ARITH_OPS, COMPARE_OPS, Binary, Duration, Expr, Int, Name, Str, Unary
 
 COMM_LEN = 16
+# Builtins that are never negative: division and remainder on them are unsigned in the kernel.
+UNSIGNED_NAMES = frozenset({"pid", "tid", "ppid", "uid", "gid", "cpu", "ts", "duration", "func"})
 
 
 class NotInKernel(Exception):
@@ -48,6 +50,7 @@ class Scope:
     names: dict[str, str]
     strings: dict[str, str]
     lookup: Callable[[str], str | None] | None = None  # extra names (syscall parameters, argN)
+    unsigned: frozenset[str] = UNSIGNED_NAMES  # names whose values are never negative
 
     def numeric(self, name: str) -> str:
         if name in self.names:
@@ -94,10 +97,39 @@ def lower(expr: Expr, scope: Scope) -> str:
             return _str_compare(op, scope.strings[n], v)
         case Binary(op=op, left=left, right=right) if op in COMPARE_OPS or op in ARITH_OPS:
             if op in ("/", "%"):
-                rhs = lower(right, scope)
-                return f"({rhs} ? ({lower(left, scope)} {op} {rhs}) : 0)"
+                return _divide(op, left, right, scope)
             return f"({lower(left, scope)} {op} {lower(right, scope)})"
     raise NotInKernel("not expressible in the kernel")
+
+
+def nonnegative(expr: Expr, scope: Scope) -> bool:
+    """Whether `expr` is known never to be negative (then `/` and `%` on it can be unsigned)."""
+    match expr:
+        case Int(value=v) | Duration(ns=v):
+            return v >= 0
+        case Name(name=name):
+            return name in scope.unsigned
+        case Unary(op="!"):
+            return True
+        case Binary(op=op) if op in COMPARE_OPS or op in ("&&", "||"):
+            return True
+        case Binary(op="&", left=left, right=right):
+            return nonnegative(left, scope) or nonnegative(right, scope)
+        case Binary(op=">>", left=left):
+            return nonnegative(left, scope)
+        case Binary(op=op, left=left, right=right) if op in ("|", "^", "/", "%"):
+            return nonnegative(left, scope) and nonnegative(right, scope)
+    return False
+
+
+def _divide(op: str, left: Expr, right: Expr, scope: Scope) -> str:
+    """`/` and `%` with C's truncation toward zero and 0 for a zero divisor, without BPF's signed division
+    (`sdiv`, which LLVM refuses for BPF before ISA v4): unsigned division when both sides are known not
+    negative, else ut_sdiv/ut_smod (unitrace_bpf.h), which divide the magnitudes and fix the sign."""
+    lhs, rhs = lower(left, scope), lower(right, scope)
+    if nonnegative(left, scope) and nonnegative(right, scope):
+        return f"({rhs} ? (s64)((u64){lhs} {op} (u64){rhs}) : 0)"
+    return f"{'ut_sdiv' if op == '/' else 'ut_smod'}({lhs}, {rhs})"
 
 
 def split(expr: Expr | None, scope: Scope) -> tuple[str, Expr | None]:

@@ -303,6 +303,9 @@ class BpfSession:
 
     def read_aggregates(self) -> list[AggRow]:
         assert self._bpf is not None
+        from unitrace.decode.table import get_table
+
+        by_nr = get_table(self.plan.arch).by_nr
         specs = {(a.probe, a.slot): a for a in self.plan.aggregates if a.in_kernel}
         rows: list[AggRow] = []
         for key, val in self._bpf[b"ut_aggs"].items():
@@ -312,7 +315,14 @@ class BpfSession:
             numeric = iter((key.k0, key.k1))
             keys: list[object] = []
             for name in spec.keys:
-                keys.append(key.comm.decode("utf-8", "replace") if name == "comm" else next(numeric))
+                if name == "comm":
+                    keys.append(key.comm.decode("utf-8", "replace"))
+                elif name == "func":  # in the kernel, a syscall probe's `func` is the syscall number
+                    nr = next(numeric)
+                    info = by_nr.get(nr)
+                    keys.append(info.name if info else f"syscall_{nr}")
+                else:
+                    keys.append(next(numeric))
             rows.append(AggRow(spec, tuple(keys), key.bucket, val.count, val.sum, val.min, val.max))
         return rows
 

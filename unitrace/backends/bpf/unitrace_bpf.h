@@ -42,14 +42,38 @@ static __always_inline s32 ut_log2_bucket(s64 v)
     return k + 2;
 }
 
-/* Linear histogram bucket: 0 below min, 1 + (v - min) / step inside, last above max. */
+/* Signed division and remainder as C defines them (truncation toward zero, the remainder takes the
+ * dividend's sign), and 0 for a zero divisor. BPF before ISA v4 has only unsigned division and LLVM refuses
+ * `sdiv` ("Unsupport signed division"): divide the magnitudes, then set the sign. */
+static __always_inline s64 ut_sdiv(s64 a, s64 b)
+{
+    if (b == 0)
+        return 0;
+    u64 ua = a < 0 ? -(u64)a : (u64)a;
+    u64 ub = b < 0 ? -(u64)b : (u64)b;
+    u64 q = ua / ub;
+    return (a < 0) != (b < 0) ? (s64)(0 - q) : (s64)q;
+}
+
+static __always_inline s64 ut_smod(s64 a, s64 b)
+{
+    if (b == 0)
+        return 0;
+    u64 ua = a < 0 ? -(u64)a : (u64)a;
+    u64 ub = b < 0 ? -(u64)b : (u64)b;
+    u64 r = ua % ub;
+    return a < 0 ? (s64)(0 - r) : (s64)r;
+}
+
+/* Linear histogram bucket: 0 below min, 1 + (v - min) / step inside, last above max (unsigned division:
+ * both sides are positive there; step >= 1). */
 static __always_inline s32 ut_linear_bucket(s64 v, s64 min, s64 max, s64 step)
 {
     if (v < min)
         return 0;
     if (v >= max)
-        return (s32)((max - min) / step) + 1;
-    return (s32)((v - min) / step) + 1;
+        return (s32)((u64)(max - min) / (u64)step) + 1;
+    return (s32)((u64)(v - min) / (u64)step) + 1;
 }
 
 struct ut_key {
