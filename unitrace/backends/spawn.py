@@ -7,6 +7,7 @@ after exec is seen. If set-up fails, the child is killed before it ever runs the
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Sequence
 
@@ -15,7 +16,10 @@ from unitrace.symbols.elf import find_executable
 
 class HeldChild:
     def __init__(self, argv: Sequence[str]) -> None:
-        exe = find_executable(argv[0])
+        find_executable(argv[0])  # a clear error for a missing command
+        # the file execve gets, as strace and the shell pass it: a name with a slash as given, else the
+        # first match on PATH (not resolved further), so the first execve line reads as strace's
+        exe = argv[0] if "/" in argv[0] else (shutil.which(argv[0]) or find_executable(argv[0]))
         rfd, wfd = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # child: only async-signal-safe work until exec

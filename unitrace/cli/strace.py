@@ -67,7 +67,7 @@ strace's everyday flags with strace's meaning:
   --kill-on-exit    kill the tracees when unitrace exits
   --seccomp-bpf / --no-seccomp-bpf   stop only at traced syscalls (default: on when filtering)
   --fd-leaks        report descriptors each exec'd program inherits without O_CLOEXEC
-  --backend ptrace|bpf|ftrace|auto   (this front end runs on ptrace)
+  --backend ptrace|bpf|ftrace|auto   (ptrace; bpf prints the syscall lines too, see docs/strace.md)
   -k                stack traces: not available yet
 """
 
@@ -540,11 +540,13 @@ def _format_options(cfg: StraceConfig) -> object:
                          decode_fds=cfg.decode_fds, xlat=cfg.xlat, decode=not counting_only)
 
 
-def _check_backend(cfg: StraceConfig, probes: tuple) -> None:
+def _check_backend(cfg: StraceConfig, probes: tuple) -> str:
     """strace's semantics (every argument decoded at the stop, output as it happens) are the ptrace
-    backend's; other choices get the planner's answer, and ours when the planner would allow them."""
+    backend's; bpf prints the same syscall lines from what it copied in the kernel (docs/strace.md says
+    what differs); other choices get the planner's answer, and ours when the planner would allow them.
+    Returns the backend to load."""
     if cfg.backend in ("auto", "ptrace"):
-        return
+        return "ptrace"
     from unitrace.backends.base import TraceTarget
     from unitrace.errors import PlanError
     from unitrace.model.probe import ProbeProgram
@@ -558,6 +560,11 @@ def _check_backend(cfg: StraceConfig, probes: tuple) -> None:
         facts = None  # capability detection is not part of this build: our own answer still holds
     if facts is not None:
         plan(ProbeProgram(probes=probes), target, facts, cfg.backend)
+    if cfg.backend == "bpf":
+        if cfg.stack or cfg.paths or cfg.fd_leaks or cfg.count:
+            raise PlanError("unitrace strace --backend bpf prints syscall lines only (no -k, -P, -c/-C or "
+                            "--fd-leaks yet)", hint="use --backend ptrace for those")
+        return "bpf"
     raise PlanError(f"unitrace strace runs on the ptrace backend only; the {cfg.backend} backend does not "
                     "decode arguments the way strace prints them",
                     hint=f"use `unitrace trace 'syscall:NAME' --backend {cfg.backend} -- CMD` for {cfg.backend}")
@@ -652,7 +659,7 @@ def run_strace(cfg: StraceConfig) -> int:
     wanted = sorted(stop_at) if stop_at is not None else sorted(table.by_name)
     patterns = tuple(cfg.trace_exprs) or ("all",)
     probes = (Probe(points=(ProbePoint("syscall", SyscallTarget(patterns, tuple(wanted))),)),)
-    _check_backend(cfg, probes)
+    backend_name = _check_backend(cfg, probes)
 
     fd_params = {
         name: tuple(i for i, p in enumerate(info.params) if _FD_PARAM.search(p.name))
@@ -667,10 +674,11 @@ def run_strace(cfg: StraceConfig) -> int:
         "seccomp": (cfg.seccomp if cfg.seccomp is not None else names is not None) and not cfg.paths,
         "kill_on_exit": cfg.kill_on_exit,
         "syscalls": frozenset(wanted) if stop_at is not None else None,
+        "strace": True,  # bpf: signal, exit and fork records for the lines strace prints
     }
     target = TraceTarget(command=tuple(cfg.command), pids=tuple(cfg.pids), follow_forks=cfg.follow > 0)
     try:
-        backend = load_backend("ptrace")
+        backend = load_backend(backend_name)
     except BackendMissing as exc:
         from unitrace.errors import PlanError
 

@@ -42,7 +42,9 @@ class BpfBackend:
 
     def compile(self, probes: Sequence[Probe], options: Mapping[str, object]) -> CompiledProgram:
         scoped = not bool(options.get("system_wide", False))
-        plan = generate(probes, scoped=scoped, tracepoint_fields=_tracepoint_fields(probes))
+        # options: follow_forks (default on, as the CLI's), strace (signal, exit and fork records)
+        plan = generate(probes, scoped=scoped, tracepoint_fields=_tracepoint_fields(probes),
+                        follow=bool(options.get("follow_forks", True)), lifecycle=bool(options.get("strace")))
         arts = [Artifact("bcc C program (#include \"unitrace_bpf.h\": unitrace/backends/bpf/unitrace_bpf.h)",
                          plan.source)]
         for a in plan.attach:

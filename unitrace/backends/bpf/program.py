@@ -44,6 +44,16 @@ EXIT_CAPTURE: dict[str, tuple[int, int]] = {
     "rt_sigaction": (2, 32), "rt_sigprocmask": (2, 8), "getrandom": (0, -1),
 }
 
+# Input buffers captured at syscall entry (what strace decodes from memory before the call):
+# name -> (argument index, size; a negative size -k: the size is argument k, as write's count).
+ENTRY_CAPTURE: dict[str, tuple[int, int]] = {
+    "rt_sigaction": (1, 32), "rt_sigprocmask": (1, 8), "prlimit64": (2, 16), "setrlimit": (1, 16),
+    "nanosleep": (0, 16), "clock_nanosleep": (2, 16), "futex": (3, 16), "write": (1, -2),
+    "pwrite64": (1, -2), "sendto": (1, -2), "connect": (1, -2), "bind": (1, -2), "rt_sigsuspend": (0, 8),
+    "clock_settime": (1, 16), "setitimer": (1, 32), "timer_settime": (2, 32), "sched_setaffinity": (2, -1),
+    "clone3": (0, -1),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Attach:
@@ -77,6 +87,8 @@ class BpfPlan:
     streamed: frozenset[int]  # probes that send records (print, stack, or aggregation in user space)
     uses_syscalls: bool
     arch: str = field(default_factory=platform.machine)
+    follow: bool = True
+    lifecycle: bool = False
 
 
 class _Emitter:
@@ -216,10 +228,45 @@ def _emit_actions(out: _Emitter, index: int, probe: Probe, scope: Scope, cond: s
     out.close()
 
 
+def _is_string(ctype: str) -> bool:
+    """A NUL-terminated string argument (`const char __user *`), not an array of them (execve's argv)."""
+    return " ".join(ctype.replace("__user", "").split()) == "const char *"
+
+
+def _lifecycle(out: _Emitter, follow: bool) -> None:
+    """strace mode: records for signals delivered, threads exiting and forks, so the front end can print
+    `--- SIGX {...} ---`, `+++ exited with N +++` and follow the process tree as strace does."""
+    def reserve(kind: int, tid: str = "tid", tgid: str = "tgid") -> None:
+        out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
+        out.open("if (!r)")
+        out("u32 zero_idx = 0; u64 *lost = ut_lost.lookup(&zero_idx); if (lost) (*lost)++; return 0;")
+        out.close()
+        out(f"r->kind = {kind}; r->probe = 0; r->pid = {tgid}; r->tid = {tid}; r->ts = bpf_ktime_get_ns();")
+        out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
+        out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
+
+    # raw: the tracepoint's own fields lack the siginfo the line shows (si_pid, si_status, ...)
+    out.open("RAW_TRACEPOINT_PROBE(signal_deliver)")
+    out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+    out("if (!ut_in_scope(tgid, tid)) return 0;")
+    reserve(record.KIND_SIGNAL)
+    out("r->nr = (s32)ctx->args[0]; r->buf_len = " + str(record.SIGINFO_LEN) + ";")
+    out(f"bpf_probe_read_kernel(r->buf, {record.SIGINFO_LEN}, (void *)ctx->args[1]);")
+    out("bpf_probe_read_kernel(&r->args[0], sizeof(u64), (void *)ctx->args[2]);  /* ka->sa.sa_handler */")
+    out("ut_events.ringbuf_submit(r, 0);")
+    out("return 0;")
+    out.close()
+    out()
+
+
 def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
              tracepoint_fields: dict[tuple[str, str], tuple[str, ...]] | None = None,
-             resolve_user: object = None) -> BpfPlan:
+             resolve_user: object = None, follow: bool = True, lifecycle: bool = False) -> BpfPlan:
+    """`follow`: the started command's (or attached processes') children and threads are traced too
+    (in-kernel pid set), else only the threads given. `lifecycle`: strace mode (signals, exits, forks)."""
     arch = arch or platform.machine()
+    if lifecycle and not any(p.points[0].kind == "syscall" for p in probes):
+        raise UnitraceError("strace mode needs a syscall probe")
     out = _Emitter()
     out('#include "unitrace_bpf.h"')
     out()
@@ -228,28 +275,68 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
     out("struct ut_inflight {")
     out(f"    u64 ts; u64 args[6]; s32 nr; s32 str_len[{record.N_STRS}]; u32 pad;")
     out(f"    u64 str_addr[{record.N_STRS}]; char strs[{record.N_STRS}][{record.STR_LEN}];")
+    out(f"    u64 ibuf_addr; s32 ibuf_len; u32 pad2; char ibuf[{record.IBUF_LEN}];")
+    out("    struct ut_execargs x;")
     out("};")
     out(f"BPF_RINGBUF_OUTPUT(ut_events, {RINGBUF_PAGES});")
     out("BPF_PERCPU_ARRAY(ut_lost, u64, 1);")
     out("BPF_HASH(ut_pids, u32, u8, 65536);")
     out("BPF_HASH(ut_aggs, struct ut_key, struct ut_value, 65536);")
     out("BPF_STACK_TRACE(ut_stacks, 16384);")
+    if any(p.points[0].kind == "syscall" for p in probes):
+        out(f"BPF_ARRAY(ut_sysmask, u64, {MAX_SYSCALL_NR});")
+        out("BPF_HASH(ut_inflight, u32, struct ut_inflight, 65536);")
+        out("BPF_PERCPU_ARRAY(ut_scratch, struct ut_inflight, 1);")
     out()
     out(f"#define UT_SCOPED {1 if scoped else 0}")
-    out.open("static __always_inline int ut_in_scope(u32 tgid)")
+    out(f"#define UT_FOLLOW {1 if follow else 0}")
+    out("/* following: processes (tgid) are in the set; not following: only the threads given (tid) */")
+    out.open("static __always_inline int ut_in_scope(u32 tgid, u32 tid)")
     out("if (!UT_SCOPED) return 1;")
-    out("return ut_pids.lookup(&tgid) != 0;")
+    out("u32 key = UT_FOLLOW ? tgid : tid;")
+    out("return ut_pids.lookup(&key) != 0;")
     out.close()
     out()
-    # follow forks in the kernel
-    out.open("TRACEPOINT_PROBE(sched, sched_process_fork)")
-    out("u32 parent = bpf_get_current_pid_tgid() >> 32;")
-    out("if (!UT_SCOPED || !ut_pids.lookup(&parent)) return 0;")
-    out("u32 child = args->child_pid; u8 one = 1;")
-    out("ut_pids.update(&child, &one);")
+    if follow or lifecycle:
+        # follow forks in the kernel
+        out.open("TRACEPOINT_PROBE(sched, sched_process_fork)")
+        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+        out("if (!UT_SCOPED || !UT_FOLLOW || !ut_pids.lookup(&tgid)) return 0;")
+        out("u32 child = args->child_pid; u8 one = 1;")
+        out("ut_pids.update(&child, &one);")
+        if lifecycle:
+            out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
+            out.open("if (r)")
+            out(f"r->kind = {record.KIND_FORK}; r->probe = 0; r->pid = tgid; r->tid = tid; "
+                "r->ts = bpf_ktime_get_ns(); r->args[0] = child;")
+            out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
+            out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
+            out("ut_events.ringbuf_submit(r, 0);")
+            out.close()
+        out("return 0;")
+        out.close()
+        out()
+    # a thread that exits leaves the set (a reused pid is not traced by mistake) and drops its unfinished
+    # syscall (exit, exit_group never return)
+    out.open("TRACEPOINT_PROBE(sched, sched_process_exit)")
+    out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+    out("if (!ut_in_scope(tgid, tid)) return 0;")
+    if any(p.points[0].kind == "syscall" for p in probes):
+        out("ut_inflight.delete(&tid);")
+    out("ut_pids.delete(&tid);")
+    if lifecycle:
+        out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
+        out.open("if (r)")
+        out(f"r->kind = {record.KIND_EXIT}; r->probe = 0; r->pid = tgid; r->tid = tid; r->ts = bpf_ktime_get_ns();")
+        out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
+        out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
+        out("ut_events.ringbuf_submit(r, 0);")
+        out.close()
     out("return 0;")
     out.close()
     out()
+    if lifecycle:
+        _lifecycle(out, follow)
 
     sysmask: dict[int, int] = {}
     attach: list[Attach] = []
@@ -274,19 +361,33 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
                     if info is None or info.nr >= MAX_SYSCALL_NR:
                         continue
                     sysmask[info.nr] = sysmask.get(info.nr, 0) | (1 << i)
-                    idx = [k for k, p in enumerate(info.params)
-                           if "char" in p.ctype and "*" in p.ctype and "const" in p.ctype][: record.N_STRS]
+                    idx = [k for k, p in enumerate(info.params) if _is_string(p.ctype)][: record.N_STRS]
                     if idx:
                         string_args[info.nr] = idx
-        out(f"BPF_ARRAY(ut_sysmask, u64, {MAX_SYSCALL_NR});")
-        out("BPF_HASH(ut_inflight, u32, struct ut_inflight, 65536);")
-        out("BPF_PERCPU_ARRAY(ut_scratch, struct ut_inflight, 1);")
-        out()
         out.open("TRACEPOINT_PROBE(raw_syscalls, sys_enter)")
         out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
-        out("if (!ut_in_scope(tgid)) return 0;")
+        out("if (!ut_in_scope(tgid, tid)) return 0;")
         out(f"s64 nr = args->id; if (nr < 0 || nr >= {MAX_SYSCALL_NR}) return 0;")
-        out("u32 idx = nr; u64 *mask = ut_sysmask.lookup(&idx); if (!mask || !*mask) return 0;")
+        out("u32 idx = nr; u64 *mask = ut_sysmask.lookup(&idx);")
+        if lifecycle:
+            # exit and exit_group never return: their line (`= ?`) and the exit code come from the entry
+            noret = [table.by_name[n].nr for n in ("exit", "exit_group") if n in table.by_name]
+            out.open(f"if ({' || '.join(f'nr == {n}' for n in noret) or '0'})")
+            out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
+            out.open("if (!r)")
+            out("u32 zero_idx = 0; u64 *lost = ut_lost.lookup(&zero_idx); if (lost) (*lost)++; return 0;")
+            out.close()
+            out(f"r->kind = {record.KIND_NORETURN}; r->probe = 0; r->pid = tgid; r->tid = tid; "
+                "r->ts = bpf_ktime_get_ns(); r->nr = nr; r->ret = mask && *mask;")
+            out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
+            out("r->str_len[0] = -1; r->str_len[1] = -1; r->str_addr[0] = 0; r->str_addr[1] = 0;")
+            out("#pragma unroll")
+            out("for (int i = 0; i < 6; i++) r->args[i] = args->args[i];")
+            out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
+            out("ut_events.ringbuf_submit(r, 0);")
+            out("return 0;")
+            out.close()
+        out("if (!mask || !*mask) return 0;")
         out("u32 zero = 0; struct ut_inflight *f = ut_scratch.lookup(&zero); if (!f) return 0;")
         out("f->ts = bpf_ktime_get_ns(); f->nr = nr;")
         out("#pragma unroll")
@@ -304,6 +405,28 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             out(f"f->str_len[{s}] = bpf_probe_read_user_str(f->strs[{s}], {record.STR_LEN}, "
                 f"(void *)f->str_addr[{s}]);")
             out.close()
+        out("s32 ia = -1; s64 il = 0; f->ibuf_addr = 0; f->ibuf_len = -1;")
+        icases = []
+        for name, (arg, size) in sorted(ENTRY_CAPTURE.items()):
+            info = table.by_name.get(name)
+            if info is not None and info.nr in sysmask:
+                icases.append(f"case {info.nr}: ia = {arg}; il = {size if size >= 0 else f'f->args[{-size}]'}; break;")
+        if icases:
+            out.open("switch (nr)")
+            for c in icases:
+                out(c)
+            out.close()
+            out.open("if (ia >= 0 && ia < 6 && il > 0)")
+            out(f"u64 n = il & 511; if (n > {record.IBUF_LEN}) n = {record.IBUF_LEN};")
+            out("f->ibuf_addr = f->args[ia & 7];")
+            out("if (n && bpf_probe_read_user(f->ibuf, n, (void *)f->ibuf_addr) == 0) f->ibuf_len = n;")
+            out("else f->ibuf_len = -(s32)n;  /* not readable yet: exit tries again */")
+            out.close()
+        exec_nrs = {n: table.by_name[n].nr for n in ("execve", "execveat") if n in table.by_name}
+        exec_traced = {n: nr for n, nr in exec_nrs.items() if nr in sysmask}
+        for name, enr in exec_traced.items():
+            a = 1 if name == "execve" else 2
+            out(f"if (nr == {enr}) ut_read_execargs(&f->x, f->args[{a}], f->args[{a + 1}]);")
         out("ut_inflight.update(&tid, f);")
         out("return 0;")
         out.close()
@@ -325,7 +448,23 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             "__builtin_memcpy(r->strs, f->strs, sizeof(r->strs));",
             "r->buf_len = -1;",
             "s32 ba = -1; s64 bl = 0;",
+            "r->ibuf_addr = f->ibuf_addr; r->ibuf_len = f->ibuf_len;",
+            "if (f->ibuf_len > 0) __builtin_memcpy(r->ibuf, f->ibuf, sizeof(r->ibuf));",
         ]
+        # a string the entry could not read (a page not faulted in yet, such as a literal in .rodata) is
+        # read again at exit, after the kernel itself read it; not for execve: that memory is gone by then
+        not_exec = " && ".join(f"nr != {n}" for n in exec_nrs.values()) or "1"
+        fill.append(f"if ({not_exec}) {{")
+        for k in range(record.N_STRS):
+            fill.append(f"    if (r->str_addr[{k}] && r->str_len[{k}] < 0) r->str_len[{k}] = "
+                        f"bpf_probe_read_user_str(r->strs[{k}], {record.STR_LEN}, (void *)r->str_addr[{k}]);")
+        fill.append(f"    if (r->ibuf_len < 0 && r->ibuf_addr) {{ u64 n = (u64)(-(s64)r->ibuf_len) & 511; "
+                    f"if (n > {record.IBUF_LEN}) n = {record.IBUF_LEN}; "
+                    "if (n && bpf_probe_read_user(r->ibuf, n, (void *)r->ibuf_addr) == 0) r->ibuf_len = n; }")
+        fill.append("}")
+        for enr in exec_traced.values():
+            fill.append(f"if (nr == {enr}) {{ __builtin_memcpy(r->buf, &f->x, sizeof(f->x)); "
+                        f"r->buf_len = {record.BUF_EXECARGS}; }}")
         cases = []
         for name, (arg, size) in sorted(EXIT_CAPTURE.items()):
             info = table.by_name.get(name)
@@ -364,7 +503,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             scope = _tracepoint_scope(fields)
             out.open(f"TRACEPOINT_PROBE({t.subsystem}, {t.event})")
             out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
-            out("if (!ut_in_scope(tgid)) return 0;")
+            out("if (!ut_in_scope(tgid, tid)) return 0;")
             out("u64 now = bpf_ktime_get_ns(); void *ctx = args;")
             out("char comm[UT_COMM_LEN]; bpf_get_current_comm(&comm, sizeof(comm));")
             cond, residual = split(probe.predicate, scope)
@@ -393,7 +532,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         scope = _regs_scope(is_return)
         out.open(f"int {fn}(struct pt_regs *ctx)")
         out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
-        out("if (!ut_in_scope(tgid)) return 0;")
+        out("if (!ut_in_scope(tgid, tid)) return 0;")
         out("u64 now = bpf_ktime_get_ns();")
         out("char comm[UT_COMM_LEN]; bpf_get_current_comm(&comm, sizeof(comm));")
         cond, residual = split(probe.predicate, scope)
@@ -411,4 +550,4 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out()
 
     return BpfPlan(out.text(), sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
-                   bool(syscall_probes), arch)
+                   bool(syscall_probes), arch, follow, lifecycle)

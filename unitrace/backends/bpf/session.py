@@ -46,10 +46,11 @@ class CapturedMemory:
     Strings were read at entry (their addresses kept), the output buffer at exit; anything else is
     reported unreadable, and the decoders print the address, as strace does for memory it cannot read."""
 
-    __slots__ = ("_buf", "_buf_addr", "_strs")
+    __slots__ = ("_buf", "_buf_addr", "_ibuf", "_ibuf_addr", "_long", "_strs", "_words")
 
     def __init__(self, rec: dict[str, object], buf_addr: int) -> None:
         self._strs: dict[int, bytes] = {}
+        self._long: dict[int, bytes] = {}
         lens = rec["str_len"]
         raw = rec["strs"]
         assert isinstance(raw, bytes) and isinstance(lens, tuple)
@@ -60,10 +61,42 @@ class CapturedMemory:
         n = rec["buf_len"]
         self._buf = rec["buf"][: n] if isinstance(n, int) and n > 0 else b""  # type: ignore[index]
         self._buf_addr = buf_addr if self._buf else -1
+        self._words: dict[int, int] = {}  # pointer-array slots copied in the kernel: address -> value
+        il = rec.get("ibuf_len")
+        self._ibuf = rec["ibuf"][: il] if isinstance(il, int) and il > 0 else b""  # type: ignore[index]
+        self._ibuf_addr = int(rec.get("ibuf_addr") or 0) if self._ibuf else -1  # type: ignore[call-overload]
+        if n == record.BUF_EXECARGS:
+            self._exec_args(rec)
+
+    def _exec_args(self, rec: dict[str, object]) -> None:
+        """execve(at)'s argv (pointers and the start of each string) and envp's length, copied at entry."""
+        *ptrs, envp, argc, envc, unread, _pad, strs = record.EXECARGS.unpack_from(rec["buf"])  # type: ignore[arg-type]
+        args = rec["args"]
+        argv = args[1] if args[2] == envp else args[2]  # type: ignore[index]  # execve or execveat
+        if argv and argc >= 0:
+            for i in range(argc):
+                self._words[argv + 8 * i] = ptrs[i]
+                if unread & (1 << i):
+                    continue
+                chunk = strs[i * record.ARGV_STR: (i + 1) * record.ARGV_STR]
+                if b"\0" in chunk:
+                    self._strs.setdefault(ptrs[i], chunk.split(b"\0", 1)[0])
+                else:
+                    self._long[ptrs[i]] = chunk  # the start of a longer string: enough for a short -s
+            if argc < record.ARGV_MAX:
+                self._words[argv + 8 * argc] = 0
+        if envp and envc >= 0:
+            for i in range(envc):
+                self._words[envp + 8 * i] = 1  # counted, not copied: strace prints only the count
+            self._words[envp + 8 * envc] = 0
 
     def read(self, addr: int, size: int) -> bytes | None:
+        if size == 8 and addr in self._words:
+            return self._words[addr].to_bytes(8, "little")
         if addr == self._buf_addr and size <= len(self._buf):
             return self._buf[:size]
+        if addr == self._ibuf_addr and size <= len(self._ibuf):
+            return self._ibuf[:size]
         if addr in self._strs and size <= len(self._strs[addr]):
             return self._strs[addr][:size]
         return None
@@ -71,7 +104,8 @@ class CapturedMemory:
     def read_cstr(self, addr: int, limit: int) -> bytes | None:
         s = self._strs.get(addr)
         if s is None:
-            return None
+            part = self._long.get(addr)
+            return part[: limit + 1] if part is not None and limit < len(part) else None
         return s[: limit + 1]
 
 
@@ -103,6 +137,12 @@ class BpfSession:
         self._decoder = None
         self._tp_decoders: dict[int, object] = {}
         self.aggregates: list[AggRow] = []
+        # strace mode: exit codes and fatal signals seen, and the started command's exit (its status is
+        # only known from wait4, after the kernel's exit event)
+        self._group_code: dict[int, int] = {}
+        self._thread_code: dict[int, int] = {}
+        self._killed: dict[int, int] = {}
+        self._root_exit: Event | None = None
 
     def __enter__(self) -> BpfSession:
         try:
@@ -222,6 +262,8 @@ class BpfSession:
             texts, ret_text, err = dec.exit(call, ret, mem)
             return Event(EventKind.SYSCALL, ts, pid, tid, name, probe, cpu, comm, texts, args, ret, ret_text, err,
                          int(rec["dur"]), ustack, kstack)  # type: ignore[call-overload]
+        if kind >= record.KIND_NORETURN:
+            return self._lifecycle_event(kind, rec, ts, pid, tid, cpu, comm, args)
         if kind == record.KIND_TRACEPOINT:
             dec_tp = self._tp_decoders.get(probe)
             system, event = self.plan.tracepoints[probe]
@@ -236,6 +278,61 @@ class BpfSession:
         ret = int(rec["ret"])  # type: ignore[call-overload]
         return Event(EventKind.RETURN, ts, pid, tid, att.symbol if att else "", probe, cpu, comm, ret=ret,
                      ret_text=str(ret), stack=ustack, kstack=kstack)
+
+    def _lifecycle_event(self, kind: object, rec: dict[str, object], ts: int, pid: int, tid: int, cpu: int,
+                         comm: str, args: tuple[int, ...]) -> Event | None:
+        """strace mode: a call that never returns, a delivered signal, an exit, a fork."""
+        from unitrace.decode.signals import format_siginfo, signal_name
+
+        if kind == record.KIND_NORETURN:
+            from unitrace.decode.table import get_table
+
+            nr = int(rec["nr"])  # type: ignore[call-overload]
+            info = get_table(self.plan.arch).by_nr.get(nr)
+            name = info.name if info else f"syscall_{nr}"
+            code = args[0] & 0xFF
+            if name == "exit_group":
+                self._group_code[pid] = code
+            else:
+                self._thread_code[tid] = code
+            if not rec["ret"]:
+                return None  # not traced: only its exit code mattered
+            call = self._syscall_decoder().enter(pid, nr, args, CapturedMemory(rec, -1))
+            return Event(EventKind.SYSCALL, ts, pid, tid, name, 0, cpu, comm, call.entry_args(),  # type: ignore[attr-defined]
+                         args, None, "?")
+        if kind == record.KIND_SIGNAL:
+            sig = int(rec["nr"])  # type: ignore[call-overload]
+            raw = bytes(rec["buf"])[: record.SIGINFO_LEN].ljust(128, b"\0")  # type: ignore[call-overload]
+            handler = args[0]
+            if handler == 0 and sig in _FATAL_BY_DEFAULT:
+                self._killed[pid] = sig  # SIG_DFL on a fatal signal: the process dies of it
+            return Event(EventKind.SIGNAL, ts, pid, tid, signal_name(sig), 0, cpu, comm,
+                         fields={"signo": sig, "siginfo": format_siginfo(raw)})
+        if kind == record.KIND_FORK:
+            return Event(EventKind.FORK, ts, pid, tid, "", 0, cpu, comm, fields={"child": int(args[0])})
+        # KIND_EXIT: how it ended. The started command's own status is the kernel's (wait4), read when the
+        # run ends; for the others: a fatal signal delivered with the default action, else the code passed
+        # to exit_group (the whole process) or exit (one thread)
+        if self._held is not None and pid == tid == self._held.pid:
+            self._root_exit = Event(EventKind.EXIT, ts, pid, tid, "", 0, cpu, comm)
+            return None
+        return self._exit_event(Event(EventKind.EXIT, ts, pid, tid, "", 0, cpu, comm), None)
+
+    def _exit_event(self, ev: Event, status: int | None) -> Event:
+        from unitrace.decode.signals import signal_name
+
+        if status is not None:
+            if os.WIFSIGNALED(status):
+                ev.fields = {"signal": signal_name(os.WTERMSIG(status)), "core": os.WCOREDUMP(status)}
+            else:
+                ev.ret = os.WEXITSTATUS(status)
+                ev.fields = {"status": ev.ret}
+        elif ev.pid in self._killed:
+            ev.fields = {"signal": signal_name(self._killed[ev.pid]), "core": False}
+        else:
+            ev.ret = self._group_code.get(ev.pid, self._thread_code.get(ev.tid, 0))
+            ev.fields = {"status": ev.ret}
+        return ev
 
     def _stack(self, stack_id: int, *, kernel: bool, pid: int = -1) -> list[Frame] | None:
         if stack_id < 0 or self._bpf is None:
@@ -273,6 +370,9 @@ class BpfSession:
             if done:
                 break
         self._bpf.ring_buffer_consume()
+        if self._root_exit is not None and self._held is not None:
+            self._batch.append(self._exit_event(self._root_exit, self._held.wait()))
+            self._root_exit = None
         self._flush()
         self._read_lost()
         self.aggregates = self.read_aggregates()
@@ -290,9 +390,25 @@ class BpfSession:
 
     def _target_gone(self) -> bool:
         if self._held is not None:
-            return self._held.poll() is not None
+            if self._held.poll() is None:
+                return False
+            # strace mode follows the whole tree, as strace -f: until the last traced process is gone
+            return not (self.plan.lifecycle and self.plan.follow and self._followed_alive())
         if self.target.pids:
             return not any(os.path.exists(f"/proc/{p}") for p in self.target.pids)
+        return False
+
+    def _followed_alive(self) -> bool:
+        assert self._bpf is not None
+        for key in self._bpf[b"ut_pids"]:
+            try:
+                os.kill(key.value, 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                pass
+            if not _zombie(key.value):
+                return True
         return False
 
     def _read_lost(self) -> None:
@@ -338,3 +454,15 @@ class BpfSession:
 
 
 Callback = Callable[[list[Event]], None]
+
+# signals whose default action ends the process (term or core); the others are ignored, stop or continue
+_FATAL_BY_DEFAULT = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 25, 26, 27, 29, 30, 31,
+                               *range(32, 65)})
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True

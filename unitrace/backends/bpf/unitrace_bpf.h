@@ -76,6 +76,52 @@ static __always_inline s32 ut_linear_bucket(s64 v, s64 min, s64 max, s64 step)
     return (s32)((u64)(v - min) / (u64)step) + 1;
 }
 
+/* execve's argv and envp as copied at entry (record.py: EXECARGS): argc = -1 when the array was unreadable,
+ * 8 when it has more than 8 entries; envc = -1 when unreadable or longer than 256 */
+struct ut_execargs {
+    u64 ptr[8];
+    u64 envp;
+    s32 argc;
+    s32 envc;
+    u32 unread;  /* bit i: string i could not be read (not mapped in yet, as in a fresh fork child) */
+    u32 pad;
+    char str[8][48];
+};
+
+static __always_inline void ut_read_execargs(struct ut_execargs *x, u64 argv, u64 envp)
+{
+    x->argc = -1;
+    x->envc = -1;
+    x->envp = envp;
+    x->unread = 0;
+    if (argv && bpf_probe_read_user(x->ptr, sizeof(x->ptr), (void *)argv) == 0) {
+        x->argc = 8;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            if (!x->ptr[i]) {
+                x->argc = i;
+                break;
+            }
+            if (bpf_probe_read_user_str(x->str[i], sizeof(x->str[i]), (void *)x->ptr[i]) < 0)
+                x->unread |= 1u << i;
+        }
+    }
+    if (!envp)
+        return;
+    u64 chunk[8];
+    for (int j = 0; j < 32; j++) {
+        if (bpf_probe_read_user(chunk, sizeof(chunk), (void *)(envp + 64 * j)))
+            return;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            if (!chunk[k]) {
+                x->envc = j * 8 + k;
+                return;
+            }
+        }
+    }
+}
+
 struct ut_key {
     u32 probe;
     u32 slot;   /* which aggregation of the probe */
