@@ -121,3 +121,15 @@ def test_what_the_kernel_cannot_do_stays_in_user_space() -> None:
     assert residual is inner_glob
     cond, residual = split(Binary(S, "==", Name(S, "nosuch"), Int(S, 1)), SCOPE)
     assert cond == "1" and residual is not None
+
+
+def test_perf_buffer_transport_is_chosen_by_kernel_release() -> None:
+    from unitrace.backends.bpf.program import generate, ringbuf_supported
+    from unitrace.model.probe import Probe, ProbePoint, SyscallTarget
+
+    assert not ringbuf_supported("5.4.0-150-generic") and ringbuf_supported("5.8.0") and ringbuf_supported("6.18.4")
+    probe = Probe((ProbePoint("syscall", SyscallTarget(("openat",), ("openat",))),))
+    perf = generate([probe], scoped=True, arch="x86_64", lifecycle=True, transport="perf")
+    ring = generate([probe], scoped=True, arch="x86_64", lifecycle=True)
+    assert "ringbuf" not in perf.source and "BPF_PERF_OUTPUT(ut_events);" in perf.source
+    assert perf.source.count("perf_submit(ctx, r, sizeof(*r))") == ring.source.count("ringbuf_submit(r, 0)") > 3

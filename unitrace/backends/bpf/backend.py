@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 from unitrace.backends.base import Artifact, CompiledProgram, EmitFn, TraceTarget
-from unitrace.backends.bpf.program import generate
+from unitrace.backends.bpf.program import generate, ringbuf_supported
 from unitrace.backends.bpf.session import BpfSession
+from unitrace.errors import UnitraceError
 from unitrace.model.probe import Probe, ProbePoint
 
 
@@ -43,9 +45,18 @@ class BpfBackend:
     def compile(self, probes: Sequence[Probe], options: Mapping[str, object]) -> CompiledProgram:
         scoped = not bool(options.get("system_wide", False))
         # options: follow_forks (default on, as the CLI's), strace (signal, exit and fork records)
+        # transport: the BPF ring buffer where the kernel has it (5.8+), else perf buffers; `transport` in the
+        # options or UNITRACE_BPF_TRANSPORT=perf forces one (the tests use it to cover the fallback here)
+        transport = str(options.get("transport") or os.environ.get("UNITRACE_BPF_TRANSPORT") or
+                        ("ringbuf" if ringbuf_supported() else "perf"))
+        if transport not in ("ringbuf", "perf"):
+            raise UnitraceError(f"unknown bpf transport {transport!r}", hint="ringbuf or perf")
         plan = generate(probes, scoped=scoped, tracepoint_fields=_tracepoint_fields(probes),
-                        follow=bool(options.get("follow_forks", True)), lifecycle=bool(options.get("strace")))
-        arts = [Artifact("bcc C program (#include \"unitrace_bpf.h\": unitrace/backends/bpf/unitrace_bpf.h)",
+                        follow=bool(options.get("follow_forks", True)), lifecycle=bool(options.get("strace")),
+                        transport=transport)
+        arts = [Artifact("transport", "BPF ring buffer" if transport == "ringbuf" else
+                         "perf buffers (no BPF ring buffer: kernel before 5.8, or forced)"),
+                Artifact("bcc C program (#include \"unitrace_bpf.h\": unitrace/backends/bpf/unitrace_bpf.h)",
                          plan.source)]
         for a in plan.attach:
             arts.append(Artifact(f"attach {a.kind}", f"{a.target}:{a.symbol} -> {a.fn_name}"))

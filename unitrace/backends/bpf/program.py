@@ -14,6 +14,7 @@ Shape of the generated program:
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,24 @@ from unitrace.model.probe import (
 )
 
 RINGBUF_PAGES = 1024  # 4 MiB: the anchors lost half their events with bcc's default 8-page buffer
+PERF_PAGES = 256  # per CPU, for the perf-buffer transport (a power of two)
+RESERVE = "struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));"
+SUBMIT = "ut_events.ringbuf_submit(r, 0);"
+
+
+def ringbuf_supported(release: str | None = None) -> bool:
+    """BPF ring buffers (BPF_MAP_TYPE_RINGBUF) came with Linux 5.8; before, records go through perf buffers."""
+    m = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    return m is None or (int(m.group(1)), int(m.group(2))) >= (5, 8)
+
+
+def _perf_transport(source: str) -> str:
+    """The same program writing to a perf buffer: records are built in a per-CPU scratch map (too big for the
+    BPF stack) and copied out with perf_submit; losses are counted by the perf buffer, in user space."""
+    source = source.replace(f"BPF_RINGBUF_OUTPUT(ut_events, {RINGBUF_PAGES});",
+                            "BPF_PERF_OUTPUT(ut_events);\nBPF_PERCPU_ARRAY(ut_out, struct ut_record, 1);")
+    source = source.replace(RESERVE, "u32 ut_z = 0; struct ut_record *r = ut_out.lookup(&ut_z);")
+    return source.replace(SUBMIT, "ut_events.perf_submit(ctx, r, sizeof(*r));")
 MAX_SYSCALL_NR = 1024
 # Output buffers captured at syscall exit: name -> (argument index, size; -1 = the return value bytes).
 EXIT_CAPTURE: dict[str, tuple[int, int]] = {
@@ -89,6 +108,7 @@ class BpfPlan:
     arch: str = field(default_factory=platform.machine)
     follow: bool = True
     lifecycle: bool = False
+    transport: str = "ringbuf"  # or "perf" (kernels before 5.8)
 
 
 class _Emitter:
@@ -261,7 +281,8 @@ def _lifecycle(out: _Emitter, follow: bool) -> None:
 
 def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
              tracepoint_fields: dict[tuple[str, str], tuple[str, ...]] | None = None,
-             resolve_user: object = None, follow: bool = True, lifecycle: bool = False) -> BpfPlan:
+             resolve_user: object = None, follow: bool = True, lifecycle: bool = False,
+             transport: str = "ringbuf") -> BpfPlan:
     """`follow`: the started command's (or attached processes') children and threads are traced too
     (in-kernel pid set), else only the threads given. `lifecycle`: strace mode (signals, exits, forks)."""
     arch = arch or platform.machine()
@@ -300,7 +321,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
     if follow or lifecycle:
         # follow forks in the kernel
         out.open("TRACEPOINT_PROBE(sched, sched_process_fork)")
-        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt; void *ctx = args;")
         out("if (!UT_SCOPED || !UT_FOLLOW || !ut_pids.lookup(&tgid)) return 0;")
         out("u32 child = args->child_pid; u8 one = 1;")
         out("ut_pids.update(&child, &one);")
@@ -319,7 +340,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
     # a thread that exits leaves the set (a reused pid is not traced by mistake) and drops its unfinished
     # syscall (exit, exit_group never return)
     out.open("TRACEPOINT_PROBE(sched, sched_process_exit)")
-    out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+    out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt; void *ctx = args;")
     out("if (!ut_in_scope(tgid, tid)) return 0;")
     if any(p.points[0].kind == "syscall" for p in probes):
         out("ut_inflight.delete(&tid);")
@@ -365,7 +386,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
                     if idx:
                         string_args[info.nr] = idx
         out.open("TRACEPOINT_PROBE(raw_syscalls, sys_enter)")
-        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+        out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt; void *ctx = args;")
         out("if (!ut_in_scope(tgid, tid)) return 0;")
         out(f"s64 nr = args->id; if (nr < 0 || nr >= {MAX_SYSCALL_NR}) return 0;")
         out("u32 idx = nr; u64 *mask = ut_sysmask.lookup(&idx);")
@@ -549,5 +570,6 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out.close()
         out()
 
-    return BpfPlan(out.text(), sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
-                   bool(syscall_probes), arch, follow, lifecycle)
+    source = out.text() if transport == "ringbuf" else _perf_transport(out.text())
+    return BpfPlan(source, sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
+                   bool(syscall_probes), arch, follow, lifecycle, transport)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.bpf import record
-from unitrace.backends.bpf.program import AggSpec, BpfPlan
+from unitrace.backends.bpf.program import PERF_PAGES, AggSpec, BpfPlan
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
@@ -143,6 +143,7 @@ class BpfSession:
         self._thread_code: dict[int, int] = {}
         self._killed: dict[int, int] = {}
         self._root_exit: Event | None = None
+        self._perf_lost = 0  # perf-buffer transport: records the kernel could not write
 
     def __enter__(self) -> BpfSession:
         try:
@@ -156,11 +157,18 @@ class BpfSession:
         self.close()
 
     def _say(self, text: str) -> None:
+        """Start-up progress (bcc's clang run takes a second or more): on a terminal a line that the next
+        one replaces and that is erased when loading is done; with UNITRACE_VERBOSE=1, plain lines."""
         say = self.options.get("notice")
         if callable(say):
-            say(text)
+            if text:
+                say(text)
+        elif os.environ.get("UNITRACE_VERBOSE") == "1":
+            if text:
+                print(text, file=sys.stderr, flush=True)
         elif sys.stderr.isatty():
-            print(text, file=sys.stderr, end="\r" if text.endswith("...") else "\n", flush=True)
+            progress = text.endswith("...")
+            print("\r\033[K" + (text if progress else ""), file=sys.stderr, end="", flush=True)
 
     def _setup(self) -> None:
         bcc = import_bcc()
@@ -178,9 +186,11 @@ class BpfSession:
             self._bpf = bcc.BPF(text=self.plan.source.encode(), cflags=[f"-I{header_dir}", "-Wno-unused-variable",
                                                                 "-Wno-unused-value"])
         except Exception as exc:  # bcc raises plain Exception with the compiler's output on stderr
+            self._say("")
             raise UnitraceError(f"the BPF program did not compile or load: {exc}",
                                 hint="unitrace doctor shows whether bcc has kernel headers") from exc
         self.compile_seconds = time.monotonic() - start
+        self._say(f"unitrace: BPF program compiled and loaded in {self.compile_seconds:.2f} s")
         b = self._bpf
         try:
             for a in self.plan.attach:
@@ -206,7 +216,10 @@ class BpfSession:
         for pid in seeds:
             pids[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
         self._load_tracepoint_formats()
-        b[b"ut_events"].open_ring_buffer(self._on_record)
+        if self.plan.transport == "perf":
+            b[b"ut_events"].open_perf_buffer(self._on_perf_record, page_cnt=PERF_PAGES, lost_cb=self._on_perf_lost)
+        else:
+            b[b"ut_events"].open_ring_buffer(self._on_record)
         self._clock_offset = time.time_ns() - time.monotonic_ns()
         if self._held is not None:
             self._held.release()
@@ -229,6 +242,26 @@ class BpfSession:
         ev = self._to_event(rec)
         if ev is not None:
             self._batch.append(ev)
+
+    def _on_perf_record(self, _cpu: int, data: int, size: int) -> None:
+        self._on_record(None, data, size)
+
+    def _on_perf_lost(self, count: int) -> None:
+        self._perf_lost += int(count)
+
+    def _poll(self, timeout_ms: int) -> None:
+        assert self._bpf is not None
+        if self.plan.transport == "perf":
+            self._bpf.perf_buffer_poll(timeout_ms)
+        else:
+            self._bpf.ring_buffer_poll(timeout_ms)
+
+    def _consume(self) -> None:
+        assert self._bpf is not None
+        if self.plan.transport == "perf":
+            self._bpf.perf_buffer_consume()
+        else:
+            self._bpf.ring_buffer_consume()
 
     def _syscall_decoder(self):  # type: ignore[no-untyped-def]
         if self._decoder is None:
@@ -359,7 +392,7 @@ class BpfSession:
         while True:
             done = self._stop or self._target_gone()
             try:
-                self._bpf.ring_buffer_poll(0 if done else 100)
+                self._poll(0 if done else 100)
             except InterruptedError:
                 pass
             self._flush()
@@ -369,7 +402,7 @@ class BpfSession:
                 last = now
             if done:
                 break
-        self._bpf.ring_buffer_consume()
+        self._consume()
         if self._root_exit is not None and self._held is not None:
             self._batch.append(self._exit_event(self._root_exit, self._held.wait()))
             self._root_exit = None
@@ -415,7 +448,7 @@ class BpfSession:
         assert self._bpf is not None
         per_cpu = self._bpf[b"ut_lost"][ctypes.c_int(0)]
         self.stats.lost_per_cpu = {cpu: int(v) for cpu, v in enumerate(per_cpu) if v}
-        self.stats.lost = sum(int(v) for v in per_cpu)
+        self.stats.lost = sum(int(v) for v in per_cpu) + self._perf_lost
 
     def read_aggregates(self) -> list[AggRow]:
         assert self._bpf is not None
