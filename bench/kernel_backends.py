@@ -7,6 +7,10 @@ a plain Python reader of raw_syscalls through trace_pipe (the anchor for the ftr
 wall time, ratio to untraced, µs added per syscall, and for each unitrace stream the events written and lost
 (one extra run with the stats line read back). No thresholds: read the ratios.
 
+Then, side by side in the same run: start-up to the first event (tracer launched -> the traced command's
+first instruction, which the kernel backends hold until tracing is on), for bpftrace and unitrace bpf; and
+the consumer's rate (events written per second of the streaming run).
+
     python bench/kernel_backends.py [RUNS] [WORKLOAD ...]      (as root)
 """
 
@@ -29,6 +33,15 @@ C_SOURCES = {
 #include <sys/syscall.h>
 #include <unistd.h>
 int main(void) { for (int i = 0; i < 200000; i++) syscall(SYS_getppid); return 0; }
+""",
+    "first_instruction": r"""
+#include <stdio.h>
+#include <time.h>
+int main(void) {
+    struct timespec t; clock_gettime(CLOCK_REALTIME, &t);
+    printf("%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+    return 0;
+}
 """,
     "open_fstat_close": r"""
 #include <fcntl.h>
@@ -122,6 +135,35 @@ def stream_stats(backend: str, argv: list[str]) -> dict[str, object]:
         return json.loads(last)
 
 
+def startup(exe: str, runs: int) -> dict[str, float]:
+    """Median seconds from launching each tracer to the traced command's first instruction."""
+    import statistics
+    import time
+
+    ut = [sys.executable, "-m", "unitrace", "trace"]
+    tracers = {
+        "bpftrace": ["bpftrace", "-q", "-e", "tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @ = count(); }",
+                     "-c", exe],
+        "unitrace bpf": [*ut, "syscall:* { count() }", "--backend", "bpf", "-o", "/dev/null", "--", exe],
+        "unitrace strace --backend bpf": [sys.executable, "-m", "unitrace", "strace", "--backend", "bpf",
+                                          "-o", "/dev/null", "--", exe],
+    }
+    out: dict[str, float] = {}
+    for name, argv in tracers.items():
+        if not shutil.which(argv[0]) and argv[0] != sys.executable:
+            continue
+        times = []
+        for _ in range(runs):
+            t0 = time.time_ns()
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            first = [ln for ln in proc.stdout.split() if ln.isdigit()]
+            if first:
+                times.append((int(first[0]) - t0) / 1e9)
+        if times:
+            out[name] = statistics.median(times)
+    return out
+
+
 def main() -> None:
     from bench.harness import compare, report
 
@@ -130,7 +172,9 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     wanted = sys.argv[2:]
     print(f"kernel: {os.uname().release}, cpus: {os.cpu_count()}, runs per variant: {runs}")
-    for name, argv in build().items():
+    built = build()
+    first = built.pop("first_instruction")[0]
+    for name, argv in built.items():
         if wanted and name not in wanted:
             continue
         syscalls = {"getppid_loop": 200_000, "open_fstat_close": 150_000}[name]
@@ -139,7 +183,12 @@ def main() -> None:
         report([result], baseline="untraced")
         for backend in ("bpf", "ftrace"):
             stats = stream_stats(backend, argv)
-            print(f"  unitrace {backend} stream: {stats.get('events')} events written, {stats.get('lost')} lost")
+            wall = result.median(f"unitrace {backend} stream", "wall_s")
+            rate = f", consumer {int(stats['events']) / wall:,.0f} events/s" if stats.get("events") and wall else ""
+            print(f"  unitrace {backend} stream: {stats.get('events')} events written, {stats.get('lost')} lost{rate}")
+    print("\n== start-up to the traced command's first instruction (median) ==")
+    for name, seconds in startup(first, runs).items():
+        print(f"  {name:32s} {seconds:6.2f} s")
 
 
 if __name__ == "__main__":
