@@ -50,9 +50,139 @@ def test_handled_signal_then_death_by_signal(tracer: str, bindir: Path, tmp_path
     assert proc.returncode == -11  # the tracer dies of the tracee's signal, as strace does
 
 
+def build_source(name: str, source: str, outdir: Path) -> Path:
+    """Compile a test program given here as C source (for cases local to one test)."""
+    import subprocess
+
+    src = outdir / f"{name}.c"
+    exe = outdir / name
+    if not exe.exists():
+        src.write_text(source)
+        subprocess.run(["gcc", "-O1", "-Wall", "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+# Masks rt_sigreturn restores (strace reads them from the signal frame at the stack pointer): a small set,
+# and a set of 2/3 or more of the signals, which strace prints inverted. glibc keeps its two internal
+# signals (SIGRTMIN, SIGRT_1) out of any mask, the kernel SIGKILL and SIGSTOP.
+SIGMASK_C = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static void on_usr1(int sig) { (void)sig; }
+int main(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	printf("rt_sigreturn({mask=[USR2 CHLD]}) = 0\n");
+	printf("rt_sigreturn({mask=~[KILL USR1 STOP RTMIN RT_1]}) = 0\n");
+	printf("+++ exited with 0 +++\n");
+	fflush(stdout);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	kill(getpid(), SIGUSR1);
+	sigfillset(&set);
+	sigdelset(&set, SIGUSR1);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	kill(getpid(), SIGUSR1);
+	return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("flags", [[], ["-f"]], ids=["syscall-stops", "seccomp-stops"])
+@pytest.mark.parametrize("tracer", tracer_param())
+def test_rt_sigreturn_prints_the_mask_it_restores(tracer: str, flags: list[str], bindir: Path,
+                                                 tmp_path: Path) -> None:
+    exe = build_source("sigmask", SIGMASK_C, bindir)
+    proc, text = run_tracer(TRACERS[tracer], [*flags, "-e", "trace=rt_sigreturn", "-e", "signal=none"],
+                            [str(exe)], tmp_path / "t")
+    # -f -o FILE prefixes lines with the pid
+    assert [re.sub(r"^\d+ +", "", ln) for ln in normalise(text)] == proc.stdout.splitlines()
+
+
+def test_rt_sigreturn_mask_from_registers_too(bindir: Path) -> None:
+    """Without PTRACE_GET_SYSCALL_INFO the stack pointer comes from PTRACE_GETREGS: same text."""
+    from tests.ptrace_support import trace
+    from unitrace.events import EventKind
+
+    exe = build_source("sigmask", SIGMASK_C, bindir)
+    for info in (True, False):
+        r = trace([str(exe)], names={"rt_sigreturn"}, get_syscall_info=info, follow_forks=False)
+        assert [e.args for e in r.of(EventKind.SYSCALL, "rt_sigreturn")] == [
+            ("{mask=[USR2 CHLD]}",), ("{mask=~[KILL USR1 STOP RTMIN RT_1]}",)]
+
+
+def sigchld_orders(expected: list[str]) -> list[list[str]]:
+    """The orders a tracer may print forkwait's lines in. The parent's SIGCHLD is sent once the tracer has
+    reaped the traced child, so it always follows the child's `+++ exited` line; where it falls relative to
+    the parent's wait4 is scheduling. If the parent was already in wait4 (the usual case), the signal is
+    delivered on the way out of wait4: after it. If the child exited first (the parent preempted between
+    fork and wait4, as on a loaded CI runner), the signal is delivered when the parent next leaves the kernel,
+    before it enters wait4. strace prints both, depending on the run."""
+    wait = next(i for i, ln in enumerate(expected) if " wait4(" in ln)
+    chld = next(i for i, ln in enumerate(expected) if "--- SIGCHLD " in ln)
+    early = list(expected)
+    early.insert(wait, early.pop(chld))
+    return [expected, early]
+
+
 @pytest.mark.parametrize("tracer", tracer_param())
 def test_fork_and_wait_with_pid_prefixes(tracer: str, bindir: Path, tmp_path: Path) -> None:
     exe = build("forkwait", bindir)
+    proc, text = run_tracer(TRACERS[tracer], ["-f", "-e", "trace=wait4,exit_group"], [str(exe)], tmp_path / "t")
+    assert normalise(text) in sigchld_orders(proc.stdout.splitlines())
+    assert proc.returncode == 0
+
+
+# forkwait with the other order forced: the parent waits for SIGCHLD (in a handler, outside the traced
+# set) before it calls wait4, so the signal line comes before the wait4 line under every scheduling.
+FORKWAIT_LATE_C = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile sig_atomic_t reaped;
+static void on_chld(int sig) { (void)sig; reaped = 1; }
+int main(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_chld;
+	sigaction(SIGCHLD, &sa, NULL);
+	fflush(stdout);
+	pid_t child = fork();
+	if (child == 0)
+		syscall(SYS_exit_group, 7);
+	while (!reaped)
+		usleep(1000);
+	int status;
+	pid_t got = waitpid(child, &status, 0);
+	pid_t me = getpid();
+	printf("%d exit_group(7) = ?\n", child);
+	printf("%d +++ exited with 7 +++\n", child);
+	printf("%d --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=%d, si_uid=%d, si_status=7, "
+		"si_utime=0, si_stime=0} ---\n", me, child, getuid());
+	printf("%d wait4(%d, [{WIFEXITED(s) && WEXITSTATUS(s) == 7}], 0, NULL) = %d\n", me, child, got);
+	printf("%d exit_group(0) = ?\n%d +++ exited with 0 +++\n", me, me);
+	fflush(stdout);
+	syscall(SYS_exit_group, 0);
+	return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("tracer", tracer_param())
+def test_fork_and_wait_child_gone_before_wait(tracer: str, bindir: Path, tmp_path: Path) -> None:
+    exe = build_source("forkwait_late", FORKWAIT_LATE_C, bindir)
     proc, text = run_tracer(TRACERS[tracer], ["-f", "-e", "trace=wait4,exit_group"], [str(exe)], tmp_path / "t")
     assert normalise(text) == proc.stdout.splitlines()
     assert proc.returncode == 0
@@ -134,7 +264,8 @@ def test_ff_writes_one_file_per_process(bindir: Path, tmp_path: Path) -> None:
     child_text = normalise((tmp_path / f"t.{child}").read_text())
     assert child_text == ["exit_group(7) = ?", "+++ exited with 7 +++"]
     parent_text = normalise((tmp_path / f"t.{parent}").read_text())
-    assert parent_text[0] == f"wait4({child}, [{{WIFEXITED(s) && WEXITSTATUS(s) == 7}}], 0, NULL) = {child}"
+    # the SIGCHLD line may come before or after wait4 (see sigchld_orders)
+    assert f"wait4({child}, [{{WIFEXITED(s) && WEXITSTATUS(s) == 7}}], 0, NULL) = {child}" in parent_text[:2]
 
 
 def test_attach_to_a_running_process_and_detach_on_sigint(bindir: Path, tmp_path: Path) -> None:

@@ -65,7 +65,8 @@ class DecodedCall(Protocol):
 
 
 class SyscallDecoder(Protocol):
-    def enter(self, pid: int, nr: int, args: tuple[int, ...], mem: Memory) -> DecodedCall: ...
+    def enter(self, pid: int, nr: int, args: tuple[int, ...], mem: Memory, sp: int = 0) -> DecodedCall:
+        """`sp`: the user stack pointer at entry when the backend knows it (ptrace), else 0."""
 
     def exit(self, call: DecodedCall, ret: int, mem: Memory) -> tuple[tuple[str, ...], str, int]:
         """(argument texts, return text such as `-1 ENOENT (No such file or directory)`, errno)."""

@@ -168,6 +168,11 @@ def rt_sigprocmask(d):  # type: ignore[no-untyped-def]
             (_indexed(2, lambda c, m: S.sigset_text(m, c.args[2], c.args[3], x)), EXIT), (_dec(3), ENTRY)]
 
 
+def rt_sigreturn(d):  # type: ignore[no-untyped-def]
+    x = d.opts.xlat
+    return [((lambda c, m: S.rt_sigreturn_text(m, c.sp, x)), ENTRY)]
+
+
 def kill(d):  # type: ignore[no-untyped-def]
     return [((lambda c, m: str(s32(c.args[0]))), ENTRY), (_sig(d, 1), ENTRY)]
 
@@ -535,7 +540,7 @@ OVERRIDES = {
     "readv": readv, "writev": writev, "mmap": mmap, "mprotect": mprotect, "madvise": madvise,
     "access": access, "faccessat": faccessat, "faccessat2": faccessat2, "newfstatat": newfstatat,
     "arch_prctl": arch_prctl, "prlimit64": prlimit64, "getrlimit": getrlimit, "setrlimit": getrlimit,
-    "rt_sigaction": rt_sigaction, "rt_sigprocmask": rt_sigprocmask, "kill": kill, "tkill": kill,
+    "rt_sigaction": rt_sigaction, "rt_sigprocmask": rt_sigprocmask, "rt_sigreturn": rt_sigreturn, "kill": kill, "tkill": kill,
     "tgkill": tgkill, "execve": execve, "execveat": execveat, "clone": clone, "wait4": wait4,
     "pipe2": pipe2, "pipe": pipe, "fcntl": fcntl, "lseek": lseek, "futex": futex, "getrandom": getrandom,
     "rseq": rseq, "readlink": readlink, "readlinkat": readlinkat, "getcwd": getcwd, "uname": uname,

@@ -105,15 +105,20 @@ def rlimit_text(mem: Memory, addr: int, xlat: str = "abbrev") -> str:
 
 
 def sigset_bits(mask: int, nsig: int = 64, xlat: str = "abbrev") -> str:
-    """`[INT TERM]`, or `~[...]` when more than half the signals are set (as strace does)."""
+    """`[INT TERM]`, or `~[...]` (the signals NOT in the set) when 2/3 or more of the set's bits are set, as
+    strace's sprintsigmask_n decides: over the set's size rounded up to 32-bit words."""
+    nbits = (nsig + 31) // 32 * 32
+    full = (1 << nbits) - 1
+    mask &= full
+    inv = ""
+    if mask.bit_count() >= nbits * 2 // 3:
+        mask ^= full
+        inv = "~"
+    bits = [s for s in range(1, nbits + 1) if mask >> (s - 1) & 1]
     if xlat == "raw":
-        return "[" + " ".join(str(s) for s in range(1, nsig + 1) if mask >> (s - 1) & 1) + "]"
-    bits = [s for s in range(1, nsig + 1) if mask >> (s - 1) & 1]
+        return inv + "[" + " ".join(map(str, bits)) + "]"
     name = _sig_short if xlat != "verbose" else (lambda s: f"{s} /* {_sig_short(s)} */")
-    if len(bits) > nsig // 2:
-        missing = [s for s in range(1, nsig + 1) if not mask >> (s - 1) & 1]
-        return "~[" + " ".join(name(s) for s in missing) + "]"
-    return "[" + " ".join(name(s) for s in bits) + "]"
+    return inv + "[" + " ".join(name(s) for s in bits) + "]"
 
 
 def _sig_short(s: int) -> str:
@@ -121,14 +126,38 @@ def _sig_short(s: int) -> str:
     return name[3:] if name.startswith("SIG") else name
 
 
+SIGSET_SIZE = 8  # NSIG_BYTES on x86_64 and arm64
+
+
 def sigset_text(mem: Memory, addr: int, size: int, xlat: str = "abbrev") -> str:
     if addr == 0:
         return "NULL"
-    n = min(size, 8)
-    raw = mem.read(addr, n) if n > 0 else None
+    if size != SIGSET_SIZE:
+        # strace reads a sigset only when its size is the kernel's (8 bytes): below a word or above
+        # NSIG_BYTES it prints the address
+        return ptr(addr)
+    raw = mem.read(addr, SIGSET_SIZE)
     if raw is None:
         return ptr(addr)
-    return sigset_bits(int.from_bytes(raw, "little"), n * 8, xlat)
+    return sigset_bits(int.from_bytes(raw, "little"), 64, xlat)
+
+
+# struct rt_sigframe (x86_64): pretcode, then struct ucontext (uc_flags, uc_link, uc_stack (24 bytes),
+# uc_mcontext (struct sigcontext, 256 bytes), uc_sigmask)
+RT_SIGFRAME_SIGMASK = 8 + 8 + 8 + 24 + 256
+
+
+def rt_sigreturn_text(mem: Memory, sp: int, xlat: str = "abbrev") -> str | None:
+    """`{mask=[...]}`: the mask rt_sigreturn restores, from the signal frame the handler returned to. At
+    the syscall the handler's `ret` has popped pretcode, so the frame starts one word below the stack
+    pointer (strace: get_rt_sigframe_addr). None when the stack pointer is not known."""
+    if not sp:
+        return None
+    addr = sp - 8 + RT_SIGFRAME_SIGMASK
+    raw = mem.read(addr, SIGSET_SIZE)
+    if raw is None:
+        return f"{{mask={ptr(addr)}}}"
+    return f"{{mask={sigset_bits(int.from_bytes(raw, 'little'), 64, xlat)}}}"
 
 
 def sigaction_text(mem: Memory, addr: int, xlat: str) -> str:

@@ -41,13 +41,15 @@ _NO_RETURN = frozenset({"exit", "exit_group"})
 class Call:
     """One syscall in flight (decode.api.DecodedCall)."""
 
-    __slots__ = ("args", "entry", "info", "mem_ok", "pid", "priv", "ret", "spec")
+    __slots__ = ("args", "entry", "info", "mem_ok", "pid", "priv", "ret", "sp", "spec")
 
-    def __init__(self, info: SyscallInfo | None, spec: Spec, pid: int, args: tuple[int, ...]) -> None:
+    def __init__(self, info: SyscallInfo | None, spec: Spec, pid: int, args: tuple[int, ...],
+                 sp: int = 0) -> None:
         self.info = info
         self.spec = spec
         self.pid = pid
         self.args = args
+        self.sp = sp  # the user stack pointer at entry (0: not known), for rt_sigreturn's signal frame
         self.ret = 0
         self.entry: list[str | None] = []
         self.priv: object = None  # what an entry formatter keeps for the exit (recvmsg's msg_namelen)
@@ -132,14 +134,16 @@ class StraceDecoder:
                 self._specs[nr] = self._build(nr, self.table.by_nr.get(nr))
 
     # ---- protocol -----------------------------------------------------------------------------
-    def enter(self, pid: int, nr: int, args: tuple[int, ...], mem: Memory) -> Call:
+    def enter(self, pid: int, nr: int, args: tuple[int, ...], mem: Memory, sp: int = 0) -> Call:
+        """`sp`: the tracee's stack pointer at entry, where a backend knows it (0 otherwise); decoders that
+        read the stack (rt_sigreturn's signal frame) print nothing without it."""
         info = self.table.by_nr.get(nr)
         if not self.opts.decode:
             return Call(info, self._raw_spec, pid, args)
         spec = self._specs.get(nr)
         if spec is None:
             spec = self._specs[nr] = self._build(nr, info)
-        call = Call(info, spec, pid, args)
+        call = Call(info, spec, pid, args, sp)
         call.entry = [None if at_exit else fmt(call, mem) for fmt, at_exit in spec.fmts]
         return call
 

@@ -49,10 +49,10 @@ TRAP_STOP_STATUS = (signal.SIGTRAP << 8) | 0x7F  # a plain SIGTRAP stop: an int3
 # breakpoint within some tens of microseconds is then met awake, not by a wake-up of an idle CPU, which
 # costs about 40 us a stop in a VM (measured in bench/ltrace_calls.py). A poll that finds nothing gives up.
 SPIN_POLLS = 48
-_INFO_ENTRY = struct.Struct("<24xQ6Q").unpack_from  # nr, args[6] of struct ptrace_syscall_info
+_INFO_ENTRY = struct.Struct("<16xQQ6Q").unpack_from  # sp, nr, args[6] of struct ptrace_syscall_info
 _INFO_EXIT = struct.Struct("<24xq").unpack_from  # rval
 _REGS = px.USER_REGS.unpack_from
-_RAX, _ORIG_RAX = px.REG["rax"], px.REG["orig_rax"]
+_RAX, _ORIG_RAX, _RSP = px.REG["rax"], px.REG["orig_rax"], px.REG["rsp"]
 _RDI, _RSI, _RDX, _R10, _R8, _R9 = (px.REG[n] for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 _STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 _EXIT_CALLS = frozenset({"exit", "exit_group"})
@@ -604,7 +604,7 @@ class PtraceSession:
                         self._exit(t, _INFO_EXIT(self._info_view)[0])
                 elif op == px.PTRACE_SYSCALL_INFO_ENTRY or op == px.PTRACE_SYSCALL_INFO_SECCOMP:
                     v = _INFO_ENTRY(self._info_view)
-                    self._entry(t, v[0], v[1:])
+                    self._entry(t, v[1], v[2:], v[0])
                 return
             if px.get_errno() in (errno.EIO, errno.EINVAL):
                 self.use_syscall_info = False  # a kernel before 5.3: registers from now on
@@ -622,9 +622,9 @@ class PtraceSession:
         elif rax == -errno.ENOSYS:
             nr = r[_ORIG_RAX]
             self._entry(t, nr - (1 << 64) if nr >> 63 else nr,
-                        (r[_RDI], r[_RSI], r[_RDX], r[_R10], r[_R8], r[_R9]))
+                        (r[_RDI], r[_RSI], r[_RDX], r[_R10], r[_R8], r[_R9]), r[_RSP])
 
-    def _entry(self, t: Tracee, nr: int, args: tuple[int, ...]) -> None:
+    def _entry(self, t: Tracee, nr: int, args: tuple[int, ...], sp: int = 0) -> None:
         t.in_syscall = True
         t.nr = nr
         t.entry_ns = time.monotonic_ns()
@@ -642,7 +642,7 @@ class PtraceSession:
             return
         t.skip = False
         mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
-        t.call = self.decoder.enter(t.tgid, nr, args, mem)
+        t.call = self.decoder.enter(t.tgid, nr, args, mem, sp)
         if len(self.tracees) > 1 or (t.call.info is not None and t.call.info.name in _EXIT_CALLS):  # type: ignore[attr-defined]
             self._emit_entry(t)
         elif t.call.info is not None and t.call.info.name in _MAY_SLEEP:  # type: ignore[attr-defined]
