@@ -71,8 +71,11 @@ def test_bad_flags_are_one_clear_error(argv: list[str], message: str) -> None:
 def test_validate() -> None:
     with pytest.raises(UnitraceError, match="must have PROG"):
         validate(parse_argv(["-f"]))
-    with pytest.raises(UnitraceError, match="stack walker"):
-        validate(parse_argv(["-k", "true"]))
+    cfg = parse_argv(["-k", "true"])
+    validate(cfg)  # -k works (tests/test_strace_stack.py)
+    assert cfg.stack
+    cfg = parse_argv(["-c", "-k", "true"])
+    assert not cfg.stack and cfg.warnings == ["-k/--stack-traces has no effect with -c/--summary-only"]
     cfg = parse_argv(["-ff", "true"])
     validate(cfg)
     assert cfg.follow == 1  # -ff without -o is -f, as in strace
@@ -114,11 +117,9 @@ def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_cli_errors_exit_2_with_one_message_and_help_exits_0() -> None:
     r = run_cli("--bogus", "true")
     assert r.returncode == 2 and r.stderr.startswith("unitrace: error: unrecognized option '--bogus'")
-    r = run_cli("-k", "true")
-    assert r.returncode == 2 and "not available yet" in r.stderr
     r = run_cli()
     assert r.returncode == 2 and "must have PROG [ARGS] or -p PID" in r.stderr
-    r = run_cli("-k", "grep", "-h", "--help", "x")  # the command's flags are the command's
-    assert r.returncode == 2 and "not available yet" in r.stderr
+    r = run_cli("-o", "/dev/null", "grep", "-h", "--help", "x")  # the command's flags are the command's
+    assert r.returncode == 0 and "Usage: grep" in r.stdout and "-e trace=SET" not in r.stdout
     r = run_cli("-h")
     assert r.returncode == 0 and "-e trace=SET" in r.stdout

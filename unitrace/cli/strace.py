@@ -68,7 +68,7 @@ strace's everyday flags with strace's meaning:
   --seccomp-bpf / --no-seccomp-bpf   stop only at traced syscalls (default: on when filtering)
   --fd-leaks        report descriptors each exec'd program inherits without O_CLOEXEC
   --backend ptrace|bpf|ftrace|auto   (ptrace; bpf prints the syscall lines too, see docs/strace.md)
-  -k                stack traces: not available yet
+  -k                the user stack after each syscall line (DWARF CFI; `?` marks guessed frames)
 """
 
 
@@ -309,6 +309,9 @@ def parse_argv(argv: list[str]) -> StraceConfig:
             j += 1
         i += 1
     cfg.command = argv[i:]
+    if cfg.stack and cfg.count == "c":
+        cfg.warnings.append("-k/--stack-traces has no effect with -c/--summary-only")
+        cfg.stack = False
     if len(set(zflags)) > 1:
         cfg.warnings.append("Only the last of -z/--successful-only/-Z/--failed-only options will take "
                             "effect. See status qualifier for more complex filters.")
@@ -316,9 +319,6 @@ def parse_argv(argv: list[str]) -> StraceConfig:
 
 
 def validate(cfg: StraceConfig) -> None:
-    if cfg.stack:
-        raise UnitraceError("-k (stack traces) is not available yet: the stack walker is a later issue",
-                            hint="drop -k; `unitrace trace` will offer stacks once the walker lands")
     if not cfg.command and not cfg.pids:
         raise UnitraceError("must have PROG [ARGS] or -p PID", hint="unitrace strace -h")
     if cfg.command and cfg.pids:
@@ -675,6 +675,7 @@ def run_strace(cfg: StraceConfig) -> int:
         "kill_on_exit": cfg.kill_on_exit,
         "syscalls": frozenset(wanted) if stop_at is not None else None,
         "strace": True,  # bpf: signal, exit and fork records for the lines strace prints
+        "stack_traces": cfg.stack,  # -k: the user stack after every syscall line (ptrace engine)
     }
     target = TraceTarget(command=tuple(cfg.command), pids=tuple(cfg.pids), follow_forks=cfg.follow > 0)
     try:

@@ -14,6 +14,10 @@ What strace 6.1 does, and so this sink does (each checked against the real tool,
 - `--- SIGCHLD {...} ---`, `+++ exited with 3 +++`, `+++ killed by SIGSEGV (core dumped) +++`.
 - attach notices (`strace: Process 12 attached`) go to stderr, whatever -o says.
 - with a status filter (-z, -Z, -e status=) lines are printed whole at exit: there is nothing to cut.
+- `-k`: after a syscall's line, its user stack, one ` > /path/libc.so.6(__close+0x10) [0xf89f0]` line per
+  frame (`path() [0x...]` without a symbol), innermost first; a frame the walker could not prove is marked
+  ` > ? ...`. exit/exit_group's stack follows the `+++ exited` line, where strace prints it; a signal's
+  line is followed by the stack the signal found.
 
 Lines are built with f-strings and written once per batch: this sink must never be the tracer's
 bottleneck.
@@ -107,6 +111,7 @@ class StraceTextSink:
         self._clock_sec = -1
         self._clock_text = ""
         self.lines = 0
+        self._held_stacks: dict[int, list[str]] = {}  # -k: exit_group's stack, printed after `+++ exited`
 
     # ---- streams and leaders --------------------------------------------------------------------
 
@@ -197,12 +202,24 @@ class StraceTextSink:
 
     def _complete(self, ev: Event) -> None:
         tid = ev.tid
-        pend = self.pending.pop(tid, None)
+        pend = self.pending.get(tid)
         if not self._wanted_status(ev):
+            self.pending.pop(tid, None)
             st = pend.open_in if pend is not None else None
             if st is not None and st.open_tid == tid:
                 st.open_tid = None  # unreachable with a status filter: entries are never printed
             return
+        self._complete_line(ev)
+        if ev.stack:
+            lines = stack_lines(ev.stack, ev.fields.get("stack_rel", ()))  # type: ignore[arg-type]
+            if ev.ret is None and ev.name in _EXIT_CALLS:
+                self._held_stacks[tid] = lines
+            else:
+                self._stream(tid).buf.extend(lines)
+
+    def _complete_line(self, ev: Event) -> None:
+        tid = ev.tid
+        pend = self.pending.pop(tid, None)
         ret = ev.ret_text or ("?" if ev.ret is None else str(ev.ret))
         st = self._stream(tid)
         if pend is not None and pend.open_in is st and st.open_tid == tid:
@@ -292,6 +309,9 @@ class StraceTextSink:
                 else:
                     body = f"--- {ev.name} ---"
                 self._plain(ev.tid, ev.ts_ns, body)
+                if ev.stack:
+                    self._stream(ev.tid).buf.extend(
+                        stack_lines(ev.stack, ev.fields.get("stack_rel", ())))  # type: ignore[arg-type]
             elif kind is EventKind.EXIT:
                 self._died_in_syscall(ev.tid, ev.ts_ns)
                 if self.opt.quiet < 2:
@@ -302,6 +322,9 @@ class StraceTextSink:
                     else:
                         body = f"+++ exited with {ev.ret if ev.ret is not None else 0} +++"
                     self._plain(ev.tid, ev.ts_ns, body)
+                held = self._held_stacks.pop(ev.tid, None)
+                if held:
+                    self._stream(ev.tid).buf.extend(held)
                 live.discard(ev.tid)
             elif kind is EventKind.FORK:
                 child = ev.fields.get("child")
@@ -363,3 +386,20 @@ class StraceTextSink:
                 st.out.close()
             else:
                 st.out.flush()
+
+
+def stack_lines(frames: list, rel: tuple[int, ...] | list[int]) -> list[str]:
+    """strace -k's lines for one stack: ` > /usr/lib/x86_64-linux-gnu/libc.so.6(__close+0x10) [0xf89f0]`,
+    the address in brackets relative to the module's link-time base; ` > /path() [0x...]` without a symbol.
+    A frame the stack walker could not prove is marked `? `, as the kernel marks its guesses."""
+    out = []
+    for i, f in enumerate(frames):
+        addr = rel[i] if i < len(rel) else f.address
+        mark = "" if f.reliable else "? "
+        if f.symbol:
+            out.append(f" > {mark}{f.module}({f.symbol}+0x{f.offset:x}) [0x{addr:x}]\n")
+        elif f.module:
+            out.append(f" > {mark}{f.module}() [0x{addr:x}]\n")
+        else:
+            out.append(f" > {mark}unmapped address [0x{addr:x}]\n")
+    return out

@@ -87,6 +87,7 @@ class Tracee:
     attached_by_us: bool = False  # -p (detach on exit) rather than started (strace semantics)
     entry_emitted: bool = False
     raw: tuple[int, ...] = ()
+    stack: object = None  # -k: (frames, relative addresses) captured at entry (execve, exit)
 
 
 def _comm(tid: int) -> str:
@@ -175,6 +176,11 @@ class PtraceSession:
                                 (want_seccomp is None or want_seccomp))
         self.filter_bytes: bytes = program.data.get("seccomp_filter", b"") if self.use_seccomp else b""  # type: ignore[assignment]
         self.kill_on_exit = bool(options.get("kill_on_exit"))
+        self.stacks = None
+        if options.get("stack_traces"):
+            from unitrace.backends.ptrace.stacks import StackTracer
+
+            self.stacks = StackTracer()
         self.use_syscall_info = bool(options.get("get_syscall_info", True))
         self.tracees: dict[int, Tracee] = {}
         self.comms: dict[int, str] = {}
@@ -529,10 +535,13 @@ class PtraceSession:
                 former = self.tracees.pop(old)
                 t.in_syscall, t.call, t.nr = former.in_syscall, former.call, former.nr
                 t.entry_ns, t.entry_wall, t.skip = former.entry_ns, former.entry_wall, former.skip
+                t.raw, t.stack = former.raw, former.stack
             t.tgid = pid
             if self._hide_until_exec == pid:
                 self._hide_until_exec = None
             self.memories[pid] = TraceeMemory(pid)
+            if self.stacks is not None:
+                self.stacks.forget(pid)
             self.comms.pop(pid, None)
             self._check_setuid(pid)
             if self.bps is not None:
@@ -589,8 +598,14 @@ class PtraceSession:
         if px.ptrace_quiet(px.PTRACE_GETSIGINFO, t.tid, None, ctypes.addressof(self._siginfo)) >= 0:
             info_text = format_siginfo(self._siginfo.raw)
         if t.tid != self._hide_until_exec:
-            self.batch.append(Event(EventKind.SIGNAL, time.time_ns(), t.tgid, t.tid, signal_name(sig),
-                                    fields={"signo": sig, "siginfo": info_text}))
+            ev = Event(EventKind.SIGNAL, time.time_ns(), t.tgid, t.tid, signal_name(sig),
+                       fields={"signo": sig, "siginfo": info_text})
+            if self.stacks is not None:  # -k: strace shows where the signal finds the thread too
+                mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
+                got = self.stacks.capture(t.tid, t.tgid, mem)
+                if got is not None:
+                    ev.stack, ev.fields["stack_rel"] = got  # type: ignore[misc]
+            self.batch.append(ev)
         self._resume(t, sig)
 
     def _syscall_stop(self, t: Tracee) -> None:
@@ -631,18 +646,28 @@ class PtraceSession:
         t.entry_wall = time.time_ns()
         t.entry_emitted = False
         t.raw = args
+        first_exec = False
         if t.tid == self._hide_until_exec:
             info = self.table.by_nr.get(nr)
             if info is None or info.name not in ("execve", "execveat"):
                 t.skip = True
                 return
             self._hide_until_exec = None
+            first_exec = True
         if self.wanted is not None and nr not in self.wanted:
             t.skip = True
             return
         t.skip = False
         mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
         t.call = self.decoder.enter(t.tgid, nr, args, mem, sp)
+        if self.stacks is not None:
+            from unitrace.backends.ptrace.stacks import CAPTURE_AT_ENTRY
+
+            info = t.call.info  # type: ignore[attr-defined]
+            # the stack of a call that replaces or ends the process exists only now; the command's own
+            # execve is shown with the new program's first stack, as strace does (ours would be Python's)
+            t.stack = self.stacks.capture(t.tid, t.tgid, mem) if info is not None and \
+                info.name in CAPTURE_AT_ENTRY and not first_exec else None
         if len(self.tracees) > 1 or (t.call.info is not None and t.call.info.name in _EXIT_CALLS):  # type: ignore[attr-defined]
             self._emit_entry(t)
         elif t.call.info is not None and t.call.info.name in _MAY_SLEEP:  # type: ignore[attr-defined]
@@ -675,11 +700,30 @@ class PtraceSession:
         mem = self.memories.get(t.tgid) or self.memories.setdefault(t.tgid, TraceeMemory(t.tgid))
         texts, ret_text, err = self.decoder.exit(call, rval, mem)
         info = call.info  # type: ignore[attr-defined]
-        self.batch.append(Event(EventKind.SYSCALL, t.entry_wall, t.tgid, t.tid,
-                                info.name if info else f"syscall_{t.nr:#x}", comm=self._comm_of(t.tgid),
-                                args=texts, raw_args=t.raw,
-                                ret=rval, ret_text=ret_text, errno=err,
-                                duration_ns=time.monotonic_ns() - t.entry_ns))
+        ev = Event(EventKind.SYSCALL, t.entry_wall, t.tgid, t.tid,
+                   info.name if info else f"syscall_{t.nr:#x}", comm=self._comm_of(t.tgid),
+                   args=texts, raw_args=t.raw,
+                   ret=rval, ret_text=ret_text, errno=err,
+                   duration_ns=time.monotonic_ns() - t.entry_ns)
+        if self.stacks is not None:
+            self._attach_stack(t, ev, mem)
+        self.batch.append(ev)
+
+    def _attach_stack(self, t: Tracee, ev: Event, mem: TraceeMemory) -> None:
+        """-k: the stack at the syscall stop (or the one taken at entry), after the exit's duration was
+        measured, so -T does not count the walk."""
+        from unitrace.backends.ptrace.stacks import MAPPING_CHANGES
+
+        got = t.stack
+        t.stack = None
+        stacks = self.stacks
+        assert stacks is not None
+        if ev.name in MAPPING_CHANGES and not ev.errno:
+            stacks.changed(t.tgid)
+        if got is None:
+            got = stacks.capture(t.tid, t.tgid, mem)
+        if got is not None:
+            ev.stack, ev.fields["stack_rel"] = got  # type: ignore[misc]
 
     def _gone(self, pid: int, status: int) -> None:
         t = self.tracees.pop(pid, None)
@@ -687,8 +731,12 @@ class PtraceSession:
         tgid = t.tgid if t is not None else pid
         if t is not None and t.in_syscall and not t.skip and t.call is not None:
             info = t.call.info  # type: ignore[attr-defined]
-            self.batch.append(Event(EventKind.SYSCALL, now, tgid, pid, info.name if info else "?",
-                                    args=t.call.entry_args(), ret=None, ret_text="?"))  # type: ignore[attr-defined]
+            ev = Event(EventKind.SYSCALL, now, tgid, pid, info.name if info else "?",
+                       args=t.call.entry_args(), ret=None, ret_text="?")  # type: ignore[attr-defined]
+            if t.stack is not None:  # -k: exit_group's stack, taken at its entry
+                ev.stack, ev.fields["stack_rel"] = t.stack  # type: ignore[misc]
+                t.stack = None
+            self.batch.append(ev)
         fields: dict[str, object] = {}
         ret: int | None = None
         if os.WIFEXITED(status):
@@ -707,6 +755,8 @@ class PtraceSession:
             self.bps.on_exit(pid, tgid)
         if pid == tgid:
             self.memories.pop(pid, None)
+            if self.stacks is not None:
+                self.stacks.forget(pid)
 
     def _report_exec_failure(self, pid: int) -> None:
         fd = self._child_error_fd
