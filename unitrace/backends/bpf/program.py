@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from unitrace.backends.bpf import record
 from unitrace.backends.bpf.cgen import NotInKernel, Scope, c_int, lower, split
 from unitrace.errors import UnitraceError
+from unitrace.decode.structs import RT_SIGFRAME_SIGMASK
 from unitrace.model.expr import Expr, Name
 from unitrace.model.probe import (
     AggregateAction,
@@ -72,6 +73,9 @@ ENTRY_CAPTURE: dict[str, tuple[int, int]] = {
     "clock_settime": (1, 16), "setitimer": (1, 32), "timer_settime": (2, 32), "sched_setaffinity": (2, -1),
     "clone3": (0, -1),
 }
+
+# where rt_sigreturn's mask lies above the stack pointer at entry (the handler's `ret` popped pretcode)
+SIGFRAME_MASK_FROM_SP = RT_SIGFRAME_SIGMASK - 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +436,16 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             info = table.by_name.get(name)
             if info is not None and info.nr in sysmask:
                 icases.append(f"case {info.nr}: ia = {arg}; il = {size if size >= 0 else f'f->args[{-size}]'}; break;")
+        sigret = table.by_name.get("rt_sigreturn")
+        if sigret is not None and sigret.nr in sysmask and arch == "x86_64":
+            # rt_sigreturn's argument is the signal frame on the user stack: the mask it restores lies at a
+            # fixed offset from the stack pointer at entry, which only the task's saved registers know
+            out.open(f"if (nr == {sigret.nr})")
+            out("struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());")
+            out("u64 usp = 0; bpf_probe_read_kernel(&usp, sizeof(usp), &uregs->sp);")
+            out(f"if (usp) {{ f->ibuf_addr = usp + {SIGFRAME_MASK_FROM_SP}; "
+                "if (bpf_probe_read_user(f->ibuf, 8, (void *)f->ibuf_addr) == 0) f->ibuf_len = 8; }")
+            out.close()
         if icases:
             out.open("switch (nr)")
             for c in icases:

@@ -291,7 +291,12 @@ class BpfSession:
             capture = EXIT_CAPTURE.get(name)
             mem = CapturedMemory(rec, args[capture[0]] if capture else -1)
             dec = self._syscall_decoder()
-            call = dec.enter(pid, nr, args, mem)
+            sp = 0
+            if name == "rt_sigreturn" and rec["ibuf_len"] == 8:  # the kernel copied the mask at sp + offset
+                from unitrace.backends.bpf.program import SIGFRAME_MASK_FROM_SP
+
+                sp = int(rec["ibuf_addr"]) - SIGFRAME_MASK_FROM_SP  # type: ignore[call-overload]
+            call = dec.enter(pid, nr, args, mem, sp)
             texts, ret_text, err = dec.exit(call, ret, mem)
             return Event(EventKind.SYSCALL, ts, pid, tid, name, probe, cpu, comm, texts, args, ret, ret_text, err,
                          int(rec["dur"]), ustack, kstack)  # type: ignore[call-overload]
