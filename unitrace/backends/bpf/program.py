@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from unitrace.backends.bpf import record
 from unitrace.backends.bpf.cgen import NotInKernel, Scope, c_int, lower, split
-from unitrace.errors import UnitraceError
 from unitrace.decode.structs import RT_SIGFRAME_SIGMASK
+from unitrace.errors import UnitraceError
 from unitrace.model.expr import Expr, Name
 from unitrace.model.probe import (
     AggregateAction,
