@@ -28,10 +28,11 @@ def backends(text: str, facts: Facts, requested: str = "auto", target: TraceTarg
 def test_auto_prefers_in_kernel_backends_when_root() -> None:
     assert backends("syscall:openat", EVERYTHING) == ["bpf"]
     assert backends("tracepoint:sched:sched_process_exec", EVERYTHING) == ["bpf"]
-    # no backend implements watchpoints yet: the refusal names each one's reason
+    # watchpoints prefer ptrace (every thread's debug registers, old values); bpf refuses them with a reason
+    assert backends("watch:&counter:8:w", EVERYTHING) == ["ptrace"]
     with pytest.raises(PlanError) as info:
-        backends("watch:&counter:8:w", EVERYTHING)
-    assert "ptrace: watch probes" in info.value.message and "bpf: hardware watchpoints" in info.value.message
+        backends("watch:&counter:8:w", EVERYTHING, "bpf")
+    assert "hardware watchpoints" in info.value.message
 
 
 def test_without_root_ptrace_does_the_job() -> None:

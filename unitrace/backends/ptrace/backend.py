@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from unitrace.backends.base import Artifact, CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ptrace import seccomp
 from unitrace.backends.ptrace.session import PtraceSession
-from unitrace.model.probe import Probe, ProbePoint, Site, SyscallTarget, UserTarget
+from unitrace.model.probe import Probe, ProbePoint, Site, StackAction, SyscallTarget, UserTarget, WatchTarget
 
 
 def _syscalls(probes: Sequence[Probe]) -> frozenset[str]:
@@ -34,16 +34,33 @@ def _user_specs(probes: Sequence[Probe]) -> tuple[object, ...]:
     return tuple(specs)
 
 
+def _watch_specs(probes: Sequence[Probe]) -> tuple[object, ...]:
+    """Debug-register specs of the `watch:` points, in register order (DR0 first); more than x86's four
+    is an error naming the fifth point's probe."""
+    from unitrace.backends.ptrace.watchpoints import WatchSpec, check_count
+
+    specs = []
+    for i, probe in enumerate(probes):
+        stack = any(isinstance(a, StackAction) and a.which in ("user", "both") for a in probe.actions)
+        for point in probe.points:
+            t = point.target
+            if isinstance(t, WatchTarget):
+                where = f"&{t.symbol}" if t.symbol else f"{t.address:#x}"
+                specs.append(WatchSpec(i, where, t.symbol, t.address, t.length, t.access, stack))
+    check_count(specs, [p.name for p in probes])
+    return tuple(specs)
+
+
 class PtraceBackend:
     name = "ptrace"
-    kinds = {"syscall": _syscalls, "user": _user_specs}
+    kinds = {"syscall": _syscalls, "user": _user_specs, "watch": _watch_specs}
 
     def unsupported_reason(self, point: ProbePoint) -> str | None:
-        if point.kind in ("syscall", "user"):
+        if point.kind in ("syscall", "user", "watch"):
             return None
         if point.kind in ("kernel", "tracepoint"):
             return "ptrace sees a process from outside: kernel functions and tracepoints need ftrace or bpf"
-        return f"{point.kind} probes on the ptrace backend are not implemented yet (hardware watchpoints)"
+        return f"{point.kind} probes are not supported by the ptrace backend"
 
     def compile(self, probes: Sequence[Probe], options: Mapping[str, object]) -> CompiledProgram:
         from unitrace.decode.table import get_table
@@ -52,9 +69,10 @@ class PtraceBackend:
         user = options.get("user_specs") or _user_specs(probes)
         wanted = options.get("syscalls")
         names = frozenset(wanted) if isinstance(wanted, frozenset | set) else _syscalls(probes)  # type: ignore[arg-type]
+        watch = _watch_specs(probes)
         syscall_stops = True
-        if not names and user and not any(p.kind == "syscall" for pr in probes for p in pr.points):
-            syscall_stops = False  # library calls only: the tracee runs between breakpoints
+        if not names and (user or watch) and not any(p.kind == "syscall" for pr in probes for p in pr.points):
+            syscall_stops = False  # library calls and watchpoints only: the tracee runs between traps
         elif not names:  # probes not resolved to names (or none given): every syscall, as strace with no -e
             names = frozenset(table.by_name)
         every = names >= frozenset(table.by_name)
@@ -64,13 +82,20 @@ class PtraceBackend:
         arts = (
             Artifact("syscalls stopped at", "every syscall" if every else " ".join(sorted(names))),
             Artifact("seccomp filter (installed in the child before exec; with -f and a subset only)", listing),
-        )
+        ) if syscall_stops else (
+            Artifact("syscalls stopped at", "none (the tracee runs between breakpoint and watchpoint traps)"),)
         data: dict[str, object] = {"syscalls": None if every else names, "seccomp_filter": seccomp.encode(prog),
                                    "syscall_stops": syscall_stops}
         if user:
             data["user_specs"] = tuple(user)  # type: ignore[arg-type]
             arts = (*arts, Artifact("breakpoints (function entries; return-address trampoline)",
                                     "\n".join(_describe(s) for s in user)))
+        if watch:
+            from unitrace.backends.ptrace.watchpoints import describe
+
+            data["watch_specs"] = watch
+            arts = (*arts, Artifact("hardware watchpoints (x86 debug registers, PTRACE_POKEUSER)",
+                                    describe(watch)))  # type: ignore[arg-type]
         return CompiledProgram("ptrace", tuple(probes), arts, data)
 
     def start(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,

@@ -39,6 +39,7 @@ from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ptrace import sys as px
 from unitrace.backends.ptrace.breakpoints import Breakpoints
 from unitrace.backends.ptrace.memory import TraceeMemory
+from unitrace.backends.ptrace.watchpoints import Watchpoints
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, SessionStats
 
@@ -178,6 +179,10 @@ class PtraceSession:
         self.bps = self._breakpoints(program, options)
         if self.bps is not None:
             self.follow = True
+        # Watchpoints live in each thread's debug registers: every thread is traced, to arm the new ones
+        self.watch = self._watchpoints(program)
+        if self.watch is not None:
+            self.follow = True
         self.syscall_stops = bool(program.data.get("syscall_stops", True))
         want_seccomp = options.get("seccomp")
         self.use_seccomp = bool(self.wanted is not None and self.follow and target.command and
@@ -231,6 +236,14 @@ class PtraceSession:
         return Breakpoints(tuple(specs), table(tuple(files)),  # type: ignore[arg-type]
                            string_limit=limit if isinstance(limit, int) else 32, notice=self._notice)
 
+    def _watchpoints(self, program: CompiledProgram) -> Watchpoints | None:
+        specs = program.data.get("watch_specs")
+        if not specs:
+            return None
+        from unitrace.backends.ptrace.watchpoints import Watchpoints
+
+        return Watchpoints(tuple(specs), self._notice)  # type: ignore[arg-type]
+
     # ---- context manager ------------------------------------------------------------------------
     def __enter__(self) -> PtraceSession:
         self._thread = threading.get_ident()
@@ -253,6 +266,10 @@ class PtraceSession:
         exe = _find_command(argv[0])
         if not os.access(exe, os.X_OK):
             raise TargetError(f"cannot execute {exe}: permission denied")
+        if self.watch is not None:
+            from unitrace.backends.ptrace.watchpoints import check_file
+
+            check_file(self.watch.specs, exe)
         filt = None
         prog = None
         if self.filter_bytes:
@@ -283,6 +300,8 @@ class PtraceSession:
         os.close(rfd)
         os.close(err_w)
         self.root = pid
+        if self.watch is not None:
+            self.watch.roots.add(pid)  # armed at its exec, with the new image's symbols
         try:
             px.ptrace(px.PTRACE_SEIZE, pid, None, self._opts)
             px.ptrace(px.PTRACE_INTERRUPT, pid)
@@ -306,6 +325,9 @@ class PtraceSession:
     def _attach_process(self, pid: int) -> None:
         if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
             raise TargetError(f"no process with PID {pid}")
+        if self.watch is not None:  # symbols and addresses checked before anything is attached
+            self.watch.watch_process(pid, TraceeMemory(pid))
+            self.watch.roots.add(pid)
         seen: set[int] = set()
         attached = 0
         while True:  # threads may appear while we attach: list again until nothing is new
@@ -355,7 +377,7 @@ class PtraceSession:
     def _flush(self) -> None:
         if self.batch:
             batch, self.batch = self.batch, []
-            if not self.report_children and self.bps is not None:
+            if not self.report_children and (self.bps is not None or self.watch is not None):
                 batch = [e for e in batch if e.pid == self.root or e.kind is EventKind.NOTICE]
                 if not batch:
                     return
@@ -400,7 +422,8 @@ class PtraceSession:
         raw_ptrace = px.raw_ptrace
         cont, step, seccomp = px.PTRACE_CONT, px.PTRACE_SYSCALL, self.use_seccomp
         tracees = self.tracees
-        bp_trap = self._bp_trap if self.bps is not None else None
+        # with watchpoints every SIGTRAP goes through _handle, which asks the debug status register first
+        bp_trap = self._bp_trap if self.bps is not None and self.watch is None else None
         try:
             cpus = len(os.sched_getaffinity(0))
         except OSError:
@@ -509,6 +532,9 @@ class PtraceSession:
             return
         t = self._tracee(pid)
         t.stopped = True
+        w = self.watch
+        if w is not None and w.wants(pid, t.tgid):
+            w.arm(pid, t.tgid)  # its first stop (attach, or a new thread before its first instruction)
         sig = os.WSTOPSIG(status)
         event = status >> 16
         if sig == SYSCALL_TRAP or event == px.PTRACE_EVENT_SECCOMP:
@@ -559,6 +585,8 @@ class PtraceSession:
                 self.stacks.forget(pid)
             self.comms.pop(pid, None)
             self._check_setuid(pid)
+            if w is not None and pid in w.roots and w.on_exec(pid, self.memories[pid]):
+                w.arm(pid, pid)
             if self.bps is not None:
                 try:
                     self.bps.on_exec(pid)
@@ -572,6 +600,8 @@ class PtraceSession:
             self.batch.append(Event(EventKind.EXEC, time.time_ns(), pid, pid, "execve", comm=self._comm_of(pid),
                                     fields={"old_tid": old, "filename": filename}))
             self._resume(t, 0)
+        elif sig == signal.SIGTRAP and event == 0 and w is not None and self._watch_trap(t):
+            self._resume(t, 0)  # swallowed: the tracee never sees our SIGTRAP
         elif sig == signal.SIGTRAP and event == 0 and self.bps is not None and self._bp_trap(t):
             self._resume(t, 0)
         else:
@@ -590,6 +620,19 @@ class PtraceSession:
         if bps.events:
             self.batch.extend(bps.events)
             bps.events.clear()
+        return ours
+
+    def _watch_trap(self, t: Tracee) -> bool:
+        w = self.watch
+        assert w is not None
+        if px.ptrace_quiet(px.PTRACE_GETSIGINFO, t.tid, None, ctypes.addressof(self._siginfo)) < 0:
+            return False
+        si_code = int.from_bytes(self._siginfo.raw[8:12], "little", signed=True)
+        tgid = t.tgid
+        mem = self.memories.get(tgid) or self.memories.setdefault(tgid, TraceeMemory(tgid))
+        ours = w.on_trap(t.tid, tgid, si_code, mem, self._comm_of(tgid))
+        if w.events:
+            self.batch.extend(w.take_events())
         return ours
 
     def _check_setuid(self, pid: int) -> None:
@@ -768,6 +811,8 @@ class PtraceSession:
             self._report_exec_failure(pid)
         if self.bps is not None:
             self.bps.on_exit(pid, tgid)
+        if self.watch is not None:
+            self.watch.on_exit(pid, tgid)
         if pid == tgid:
             self.memories.pop(pid, None)
             if self.stacks is not None:
@@ -831,6 +876,12 @@ class PtraceSession:
                 if t.stopped:
                     self.bps.rewind(t.tid, t.tgid)
             self.bps.remove_all()
+        if self.watch is not None:
+            # no debug register left set: a process we let go would die of the next SIGTRAP
+            for t in list(self.tracees.values()):
+                if t.stopped:
+                    self.watch.disarm(t.tid)
+                    self._drain_sigtrap(t)
         for t in list(self.tracees.values()):
             px.ptrace_quiet(px.PTRACE_DETACH, t.tid, None, t.pending_sig)
             if t.tid == t.tgid:
@@ -840,6 +891,41 @@ class PtraceSession:
                 with contextlib.suppress(OSError):
                     os.kill(t.tid, signal.SIGKILL)
         self.tracees.clear()
+
+    def _drain_sigtrap(self, t: Tracee) -> None:
+        """A watchpoint hit just before our interrupt leaves a SIGTRAP queued behind the interrupt stop:
+        detached, the thread would die of it. Let the thread reach its signal-delivery stop and drop it."""
+        try:
+            with open(f"/proc/{t.tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
+                pending = next((int(line.split()[1], 16) for line in f if line.startswith(b"SigPnd:")), 0)
+        except (OSError, ValueError):
+            return
+        if not pending & (1 << (signal.SIGTRAP - 1)):
+            return
+        if px.ptrace_quiet(px.PTRACE_CONT, t.tid, None, 0) < 0:
+            return
+        t.stopped = False
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            try:
+                pid, status = os.waitpid(t.tid, px.WALL | os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                time.sleep(0.001)
+                continue
+            if not os.WIFSTOPPED(status):
+                self._gone(pid, status)
+                return
+            t.stopped = True
+            sig = os.WSTOPSIG(status)
+            if sig == signal.SIGTRAP and status >> 16 == 0:
+                return  # the SIGTRAP, dequeued: detaching with no signal drops it
+            if status >> 16 == 0 and sig != SYSCALL_TRAP:
+                t.pending_sig = sig  # another signal on its way: delivered at detach
+            if px.ptrace_quiet(px.PTRACE_CONT, t.tid, None, 0) < 0:
+                return
+            t.stopped = False
 
     def _reap_after_kill(self) -> None:
         deadline = time.monotonic() + 5

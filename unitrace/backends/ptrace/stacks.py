@@ -41,6 +41,7 @@ _R = px.REG
 _DWARF = ((0, _R["rax"]), (1, _R["rdx"]), (2, _R["rcx"]), (3, _R["rbx"]), (4, _R["rsi"]), (5, _R["rdi"]),
           (6, _R["rbp"]), (7, _R["rsp"]), (8, _R["r8"]), (9, _R["r9"]), (10, _R["r10"]), (11, _R["r11"]),
           (12, _R["r12"]), (13, _R["r13"]), (14, _R["r14"]), (15, _R["r15"]), (16, _R["rip"]))
+DWARF_REGS = _DWARF  # for the other stack walkers of the backend (watchpoints)
 
 
 class _Process:

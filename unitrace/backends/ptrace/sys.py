@@ -15,6 +15,8 @@ c_int, c_long, c_ulong, c_void_p = ctypes.c_int, ctypes.c_long, ctypes.c_ulong, 
 
 # ---- ptrace requests (include/uapi/linux/ptrace.h) ------------------------------------------------
 PTRACE_PEEKDATA = 2
+PTRACE_PEEKUSER = 3
+PTRACE_POKEUSER = 6
 PTRACE_CONT = 7
 PTRACE_KILL = 8
 PTRACE_GETREGS = 12
@@ -51,6 +53,13 @@ PTRACE_SYSCALL_INFO_NONE = 0
 PTRACE_SYSCALL_INFO_ENTRY = 1
 PTRACE_SYSCALL_INFO_EXIT = 2
 PTRACE_SYSCALL_INFO_SECCOMP = 3
+
+# ---- x86 debug registers (arch/x86/include/asm/user_64.h, debugreg.h) -------------------------------
+# offsetof(struct user, u_debugreg): DR0-DR3 hold addresses, DR6 says which fired, DR7 enables them
+DEBUGREG_OFFSET = 848
+DR_STATUS, DR_CONTROL = 6, 7
+DR_COUNT = 4  # DR0-DR3
+TRAP_HWBKPT = 4  # si_code of a SIGTRAP from a hardware breakpoint (include/uapi/asm-generic/siginfo.h)
 
 # ---- wait ------------------------------------------------------------------------------------------
 WNOHANG = 1
@@ -160,6 +169,20 @@ def ptrace_quiet(req: int, pid: int, addr: object = None, data: object = None) -
     """ptrace(2) returning -errno on failure: a tracee may vanish (ESRCH) at any moment."""
     ret = raw_ptrace(req, pid, addr, data)
     return -get_errno() if ret == -1 else ret
+
+
+def peek_debugreg(tid: int, index: int) -> int | None:
+    """DR`index` of a stopped thread, None on failure (PEEKUSER returns data: errno tells)."""
+    set_errno(0)
+    ret = raw_ptrace(PTRACE_PEEKUSER, tid, DEBUGREG_OFFSET + 8 * index, None)
+    if ret == -1 and get_errno():
+        return None
+    return ret & 0xFFFFFFFFFFFFFFFF
+
+
+def poke_debugreg(tid: int, index: int, value: int) -> int:
+    """DR`index` := value in a stopped thread; 0 or -errno (the kernel refuses bad addresses or DR7 bits)."""
+    return ptrace_quiet(PTRACE_POKEUSER, tid, DEBUGREG_OFFSET + 8 * index, value)
 
 
 def errno_error(what: str) -> OSError:
