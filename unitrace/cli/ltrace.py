@@ -18,6 +18,7 @@ from typing import TextIO
 
 from unitrace.errors import UnitraceError
 from unitrace.events import Event, EventKind
+from unitrace.symbols.demangle import demangle
 
 ACCEPTS_EXTRA = True
 
@@ -40,6 +41,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", dest="pids", type=int, action="append", default=[], metavar="PID",
                    help="attach to a running process")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the trace to FILE (default stderr)")
+    p.add_argument("-C", dest="demangle", action="store_true",
+                   help="decode C++ symbol names (_ZN6shapes4areaEi -> shapes::area(int))")
     p.add_argument("-F", dest="protos", action="append", default=[], metavar="FILE",
                    help="extra prototypes, ltrace.conf style")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command to trace")
@@ -65,7 +68,7 @@ def build_specs(filters: list[str], libs: list[str], syms: list[str]) -> tuple[o
         for sym in names.split("+"):
             if sym:
                 specs.append(UserSpec(sym, "" if not lib or lib == "MAIN" else lib, from_main=False))
-    if not any(not s.exclude for s in specs):
+    if not any(not s.exclude and s.from_main for s in specs):  # -x adds to ltrace's default, as ltrace
         specs.append(UserSpec("*", None, from_main=True, imports=True))
     # as ltrace: the C start-up's call into libc never returns and is not the program's own call
     specs.append(UserSpec("__libc_start_main", None, exclude=True))
@@ -98,8 +101,12 @@ class LtraceText:
     relative: bool = False
     times: bool = False
     show_pid: bool = False
+    demangle: bool = False
     pending: dict[int, Event] = field(default_factory=dict)  # tid -> CALL not printed yet
     last_ts: int = 0
+
+    def _name(self, e: Event) -> str:
+        return demangle(e.name) if self.demangle else e.name
 
     def _prefix(self, e: Event, depth: int = 0) -> str:
         pre = f"[pid {e.tid}] " if self.show_pid else ""
@@ -120,7 +127,8 @@ class LtraceText:
                 continue
             del self.pending[tid]
             depth = int(call.fields.get("depth", 0))  # type: ignore[call-overload]
-            self.out.write(f"{self._prefix(call, depth)}{call.name}({', '.join(call.args)} <unfinished ...>\n")
+            self.out.write(f"{self._prefix(call, depth)}{self._name(call)}({', '.join(call.args)} "
+                           "<unfinished ...>\n")
 
     def _tail(self, e: Event) -> str:
         return f" <{e.duration_ns / 1e9:.6f}>" if self.times and e.duration_ns is not None else ""
@@ -135,9 +143,9 @@ class LtraceText:
                 self._flush_pending()
                 depth = int(e.fields.get("depth", 0))  # type: ignore[call-overload]
                 if call is not None and call.name == e.name:
-                    head = f"{self._prefix(call, depth)}{e.name}({', '.join(call.args)})"
+                    head = f"{self._prefix(call, depth)}{self._name(e)}({', '.join(call.args)})"
                 else:
-                    head = f"{self._prefix(e, depth)}<... {e.name} resumed> )"
+                    head = f"{self._prefix(e, depth)}<... {self._name(e)} resumed> )"
                 self.out.write(f"{head:<48} = {e.ret_text}{self._tail(e)}\n")
             elif e.kind is EventKind.SYSCALL:
                 self._flush_pending()
@@ -163,6 +171,7 @@ class CallSummary:
     """ltrace -c: calls and time per function."""
 
     totals: dict[str, list[int]] = field(default_factory=dict)  # name -> [calls, ns]
+    demangle: bool = False
 
     def __call__(self, batch: list[Event]) -> None:
         for e in batch:
@@ -177,7 +186,7 @@ class CallSummary:
         out.write("% time     seconds  usecs/call     calls      function\n" + sep + "\n")
         for name, (calls, ns) in sorted(self.totals.items(), key=lambda kv: -kv[1][1]):
             out.write(f"{100 * ns / total_ns:6.2f} {ns / 1e9:11.6f} {ns // 1000 // max(calls, 1):11d} "
-                      f"{calls:9d} {name}\n")
+                      f"{calls:9d} {demangle(name) if self.demangle else name}\n")
         calls = sum(r[0] for r in self.totals.values())
         out.write(sep + "\n" + f"100.00 {total_ns / 1e9:11.6f} {'':11} {calls:9d} total\n")
 
@@ -214,9 +223,9 @@ def run(args: argparse.Namespace) -> int:
                                 opener=lambda p, f: os.open(p, f | os.O_CLOEXEC, 0o644))
         except OSError as exc:
             raise UnitraceError(f"cannot write {args.output}: {exc.strerror}") from exc
-    summary = CallSummary() if args.count else None
+    summary = CallSummary(demangle=args.demangle) if args.count else None
     sink = summary or LtraceText(out, args.indent, args.tstamp, args.relative, args.times,
-                                 show_pid=args.follow or len(args.pids) > 1)
+                                 show_pid=args.follow or len(args.pids) > 1, demangle=args.demangle)
     target = TraceTarget(command=tuple(command), pids=tuple(args.pids), follow_forks=args.follow)
     try:
         with backend.start(program, target, sink, opts) as session:

@@ -51,7 +51,7 @@ from functools import lru_cache
 
 from unitrace.backends.ptrace import sys as px
 from unitrace.backends.ptrace.memory import TraceeMemory
-from unitrace.backends.ptrace.prototypes import Prototype, format_call, format_return
+from unitrace.backends.ptrace.prototypes import Prototype, format_call, format_return, from_dwarf
 from unitrace.events import Event, EventKind
 
 PTRACE_POKEDATA = 5
@@ -414,7 +414,7 @@ class Breakpoints:
         for addr, (name, spec, module, resolver) in wanted.items():
             if addr not in sp.bps:
                 by_module.setdefault(module, []).append((addr, name, spec, resolver))
-        for path, _bias, lo, _hi in mods:
+        for path, bias, lo, _hi in mods:
             entries = by_module.get(path)
             if not entries:
                 continue
@@ -424,7 +424,7 @@ class Breakpoints:
                                      f"{os.path.basename(path)} are not traced")
                 continue
             for addr, name, spec, resolver in sorted(entries, key=lambda e: e[0]):
-                bp = self._insert(sp, addr, name, path, spec, cursor)
+                bp = self._insert(sp, addr, name, path, spec, cursor, bias=bias)
                 if bp is not None and resolver:
                     bp.resolver_for, bp.from_main, bp.site = spec, False, "both"
                 elif bp is not None:
@@ -605,10 +605,28 @@ class Breakpoints:
                         return value
         return None
 
+    def _prototype(self, name: str, module: str, addr: int, bias: int | None) -> Prototype | None:
+        """The table's prototype; else, for a binary that carries its own DWARF (the user's code built with
+        -g), its parameters' names and types. Separate debug files (libc6-dbg) are not parsed for this:
+        the table covers those libraries, and their DWARF would cost seconds per library."""
+        proto = self.protos.get(name)
+        if proto is not None or bias is None:
+            return proto
+        from unitrace.symbols.lines import dwarf_lines
+
+        try:
+            lines = dwarf_lines(module)
+        except OSError:
+            return None
+        if not lines.has_dwarf or lines.dwarf_path != module:
+            return None
+        return from_dwarf(name, module, addr - bias)
+
     def _insert(self, sp: Space, addr: int, name: str, module: str, spec: UserSpec, slot: int,
-                table: bool = True) -> Breakpoint | None:
+                table: bool = True, bias: int | None = None) -> Breakpoint | None:
         """An int3 at `addr`, its displaced instruction prepared to run from `slot`. `table`: a breakpoint
-        of the specs (in sp.bps), not one of our own (the loader's rendezvous)."""
+        of the specs (in sp.bps), not one of our own (the loader's rendezvous). `bias`: the module's load
+        bias, to find the function's DWARF when the prototype table does not know it."""
         import capstone
         from capstone import x86
 
@@ -621,7 +639,7 @@ class Breakpoints:
             return None
         orig = code[:insn.size]
         bp = Breakpoint(addr, orig, name, module, spec.probe, spec.from_main, spec.site,
-                        proto=self.protos.get(name))
+                        proto=self._prototype(name, module, addr, bias))
         groups = set(insn.groups)
         rip_rel = any(op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP for op in insn.operands)
         if orig == _ENDBR64:

@@ -27,6 +27,17 @@ class Prototype:
     name: str
     ret: str
     params: tuple[str, ...]
+    names: tuple[str, ...] = ()  # parameter names, when they came from DWARF: printed as `name=value`
+
+
+def from_dwarf(name: str, path: str, file_addr: int) -> Prototype | None:
+    """The prototype DWARF gives the function at `file_addr` of `path` (a binary built with -g), or None."""
+    from unitrace.symbols.params import signature_at
+
+    sig = signature_at(path, file_addr)
+    if sig is None:
+        return None
+    return Prototype(name, sig.ret if sig.ret != "struct" else "hex", sig.params, sig.names)
 
 
 def _type(word: str, where: str) -> str:
@@ -175,14 +186,19 @@ def format_call(proto: Prototype | None, raw: tuple[int, ...], mem: object, limi
         return tuple(f"{v:#x}" if v > 0xFFFF else str(v) for v in raw)
     out: list[str] = []
     regs = list(raw)
-    for kind in proto.params:
+    names = proto.names
+    for i, kind in enumerate(proto.params):
+        label = f"{names[i]}=" if i < len(names) else ""
         if kind == "double":
-            out.append("?")
+            out.append(label + "?")
             continue
+        if kind == "struct":  # by value: how many registers it takes depends on its layout, so stop here
+            out.append(label + "{...}")
+            break
         if not regs:
             break
         v = regs.pop(0)
-        out.append(value(kind, v, mem, limit))
+        out.append(label + value(kind, v, mem, limit))
         if kind == "format" and v:
             fmt = mem.read_cstr(v, 4096)  # type: ignore[attr-defined]
             if fmt is not None:
