@@ -37,18 +37,18 @@ def test_record_offsets_match_the_c_compiler(tmp_path: Path) -> None:
 
 
 def test_record_round_trip() -> None:
-    values = []
-    for name, _, code in record.RECORD_FIELDS:
-        if code.endswith("s"):
-            values.append(name.encode().ljust(int(code[:-1]), b"\0"))
-        elif code[:-1].isdigit():
-            values.extend(range(int(code[:-1])))
-        else:
-            values.append(len(name))
-    rec = record.unpack(record.RECORD.pack(*values))
-    assert rec["args"] == (0, 1, 2, 3, 4, 5)
-    assert rec["ts"] == 2 and rec["probe"] == 5
-    assert rec["comm"].startswith(b"comm")
+    """A variable-size record: the header, then only the captured parts, in record.py's order."""
+    raw = record.pack({"ts": 2, "probe": 5, "args": (0, 1, 2, 3, 4, 5), "comm": b"comm", "kind": record.KIND_SYSCALL,
+                       "str_len": (4, -1), "str_addr": (0x1000, 0), "ibuf_len": 3, "ibuf_addr": 0x2000,
+                       "buf_len": 5, "parts": (b"abc\0", b"xyz", b"hello")})
+    assert len(raw) == record.HEADER_SIZE + 12
+    rec = record.Record(raw)
+    assert rec.args == (0, 1, 2, 3, 4, 5)
+    assert rec.ts == 2 and rec.probe == 5 and rec.comm.startswith(b"comm")
+    assert rec.strs == (b"abc\0", b"") and rec.ibuf == b"xyz" and rec.buf == b"hello"
+    bare = record.Record(record.pack({"str_len": (-1, -1), "buf_len": -1, "ibuf_len": -1}))
+    assert bare.strs == (b"", b"") and bare.ibuf == b"" and bare.buf == b""
+    assert record.HEADER_SIZE <= 160  # a syscall without strings or buffers
 
 
 @pytest.mark.parametrize(("text", "literal"), [
@@ -132,4 +132,24 @@ def test_perf_buffer_transport_is_chosen_by_kernel_release() -> None:
     perf = generate([probe], scoped=True, arch="x86_64", lifecycle=True, transport="perf")
     ring = generate([probe], scoped=True, arch="x86_64", lifecycle=True)
     assert "ringbuf" not in perf.source and "BPF_PERF_OUTPUT(ut_events);" in perf.source
-    assert perf.source.count("perf_submit(ctx, r, sizeof(*r))") == ring.source.count("ringbuf_submit(r, 0)") > 3
+    assert perf.source.count("perf_submit(ctx, r, size)") == ring.source.count("ringbuf_output(r, size, flags)") == 1
+    assert perf.source.count("ut_emit(ctx, r,") == ring.source.count("ut_emit(ctx, r,") > 3
+
+
+def test_buffer_sized_from_the_plan() -> None:
+    from unitrace.backends.bpf import program
+    from unitrace.decode.table import get_table
+    from unitrace.model.probe import AggregateAction, PrintAction, Probe, ProbePoint, SyscallTarget
+
+    every = tuple(sorted(get_table("x86_64").by_name))
+    def plan(names: tuple[str, ...], action: object, transport: str = "ringbuf") -> program.BpfPlan:
+        probe = Probe((ProbePoint("syscall", SyscallTarget(names, names)),), actions=(action,))
+        return program.generate([probe], scoped=True, arch="x86_64", transport=transport, ncpus=2)
+
+    p = plan(every, PrintAction(()))
+    assert p.buffer_pages == program.RINGBUF_PAGES_ALL
+    assert f"BPF_RINGBUF_OUTPUT(ut_events, {program.RINGBUF_PAGES_ALL});" in p.source
+    assert f"#define UT_WAKE_BYTES {program.RINGBUF_PAGES_ALL * 4096 // 4 // 2}" in p.source
+    assert plan(("getppid",), PrintAction(())).buffer_pages == program.RINGBUF_PAGES_SOME
+    assert plan(every, AggregateAction("count", None)).buffer_pages == program.RINGBUF_PAGES_NONE
+    assert plan(every, PrintAction(()), "perf").buffer_pages == program.PERF_PAGES_ALL

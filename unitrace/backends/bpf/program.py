@@ -13,6 +13,7 @@ Shape of the generated program:
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from collections.abc import Sequence
@@ -35,10 +36,25 @@ from unitrace.model.probe import (
     UserTarget,
 )
 
-RINGBUF_PAGES = 1024  # 4 MiB: the anchors lost half their events with bcc's default 8-page buffer
-PERF_PAGES = 256  # per CPU, for the perf-buffer transport (a power of two)
-RESERVE = "struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));"
-SUBMIT = "ut_events.ringbuf_submit(r, 0);"
+# Ring buffer sizes (pages, a power of two), chosen from the plan: a program that streams every syscall (or
+# very many) gets 64 MiB, one that streams some records 16 MiB, one that only aggregates in the kernel 1 MiB
+# (its records are strace mode's lifecycle ones at most). Records are variable-sized (record.py), a bare
+# syscall is HEADER_SIZE bytes, so 64 MiB holds about 400,000 of them before the consumer must have caught up.
+RINGBUF_PAGES_ALL = 16384
+RINGBUF_PAGES_SOME = 4096
+RINGBUF_PAGES_NONE = 256
+STREAM_ALL_SYSCALLS = 64  # a plan streaming at least this many syscalls counts as "every syscall"
+# the perf-buffer transport's pages per CPU (a power of two), by the same rule
+PERF_PAGES_ALL = 2048
+PERF_PAGES_SOME = 512
+PERF_PAGES_NONE = 64
+# Wake-ups are batched: records go out with BPF_RB_NO_WAKEUP until a CPU has written this fraction of the
+# ring (divided by the CPUs) since its last wake-up, which is then forced; the consumer also polls with a
+# timeout, so a quiet tail is read within POLL_MS. (bcc 0.26 has no map method for bpf_ringbuf_query, so
+# the fill level is counted per CPU, in ut_unwoken, rather than asked of the ring.)
+WAKE_FRACTION = 4
+POLL_MS = 100
+PERF_WAKEUP_EVENTS = 64  # the perf transport's equivalent: wake the reader every N records per CPU
 
 
 def ringbuf_supported(release: str | None = None) -> bool:
@@ -47,13 +63,41 @@ def ringbuf_supported(release: str | None = None) -> bool:
     return m is None or (int(m.group(1)), int(m.group(2))) >= (5, 8)
 
 
-def _perf_transport(source: str) -> str:
-    """The same program writing to a perf buffer: records are built in a per-CPU scratch map (too big for the
-    BPF stack) and copied out with perf_submit; losses are counted by the perf buffer, in user space."""
-    source = source.replace(f"BPF_RINGBUF_OUTPUT(ut_events, {RINGBUF_PAGES});",
-                            "BPF_PERF_OUTPUT(ut_events);\nBPF_PERCPU_ARRAY(ut_out, struct ut_record, 1);")
-    source = source.replace(RESERVE, "u32 ut_z = 0; struct ut_record *r = ut_out.lookup(&ut_z);")
-    return source.replace(SUBMIT, "ut_events.perf_submit(ctx, r, sizeof(*r));")
+def _transport_c(transport: str, pages: int, ncpus: int) -> list[str]:
+    """The output map and ut_emit(ctx, r, pos): header + `pos` bytes of packed parts copied out of the
+    per-CPU scratch record, a loss counted when the buffer has no room (perf counts its own)."""
+    out = ["BPF_PERCPU_ARRAY(ut_out, struct ut_record, 1);  /* the record being built (too big for the stack) */"]
+    if transport == "perf":
+        out += ["BPF_PERF_OUTPUT(ut_events);",
+                "static __always_inline void ut_emit(void *ctx, struct ut_record *r, u32 pos)",
+                "{",
+                "    UT_OPAQUE(pos);",
+                "    u32 size = UT_HDR_SIZE + (pos & (UT_DATA_LEN - 1));  /* pos < UT_DATA_LEN: a bound for the verifier */",
+                "    ut_events.perf_submit(ctx, r, size);",
+                "}"]
+        return out
+    wake = max(4096, pages * 4096 // WAKE_FRACTION // max(1, ncpus))
+    out += [f"BPF_RINGBUF_OUTPUT(ut_events, {pages});",
+            "BPF_PERCPU_ARRAY(ut_unwoken, u64, 1);  /* bytes written since this CPU last woke the reader */",
+            f"#define UT_WAKE_BYTES {wake}",
+            "static __always_inline void ut_emit(void *ctx, struct ut_record *r, u32 pos)",
+            "{",
+            "    UT_OPAQUE(pos);",
+            "    u32 size = UT_HDR_SIZE + (pos & (UT_DATA_LEN - 1)), zero = 0;  /* pos < UT_DATA_LEN: for the verifier */",
+            "    u64 flags = BPF_RB_NO_WAKEUP;",
+            "    u64 *unwoken = ut_unwoken.lookup(&zero);",
+            "    if (unwoken) {",
+            "        *unwoken += size;",
+            "        if (*unwoken >= UT_WAKE_BYTES) { *unwoken = 0; flags = BPF_RB_FORCE_WAKEUP; }",
+            "    }",
+            "    if (ut_events.ringbuf_output(r, size, flags)) {",
+            "        u64 *lost = ut_lost.lookup(&zero);",
+            "        if (lost) (*lost)++;",
+            "    }",
+            "}"]
+    return out
+
+
 MAX_SYSCALL_NR = 1024
 # Output buffers captured at syscall exit: name -> (argument index, size; -1 = the return value bytes).
 EXIT_CAPTURE: dict[str, tuple[int, int]] = {
@@ -113,6 +157,7 @@ class BpfPlan:
     follow: bool = True
     lifecycle: bool = False
     transport: str = "ringbuf"  # or "perf" (kernels before 5.8)
+    buffer_pages: int = RINGBUF_PAGES_NONE  # the ring buffer's pages, or the perf buffer's pages per CPU
 
 
 class _Emitter:
@@ -234,20 +279,19 @@ def _emit_actions(out: _Emitter, index: int, probe: Probe, scope: Scope, cond: s
         slot += 1
     if wants_stream:
         streamed.add(index)
-        out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
-        out.open("if (!r)")
-        out("u32 zero_idx = 0; u64 *lost = ut_lost.lookup(&zero_idx); if (lost) (*lost)++;")
-        out.close()
-        out.open("else")
-        out(f"r->kind = {kind}; r->probe = {index}; r->pid = tgid; r->tid = tid; r->ts = now;")
-        out("r->cpu = bpf_get_smp_processor_id();")
+        out("u32 zero_idx = 0; struct ut_record *r = ut_out.lookup(&zero_idx);")
+        out.open("if (r)")
+        out(f"ut_rec_init(r, {kind}, {index}, tgid, tid, now);")
         out("__builtin_memcpy(r->comm, comm, sizeof(r->comm));")
+        out("u32 pos = 0;  /* bytes of captured parts packed into r->data (record.py) */")
         for line in record_fill:
             out(line)
         ctx = "ctx"
-        out(f"r->kstack = {'ut_stacks.get_stackid(' + ctx + ', 0)' if stack_kernel else '-1'};")
-        out(f"r->ustack = {'ut_stacks.get_stackid(' + ctx + ', BPF_F_USER_STACK)' if stack_user else '-1'};")
-        out("ut_events.ringbuf_submit(r, 0);")
+        if stack_kernel:
+            out(f"r->kstack = ut_stacks.get_stackid({ctx}, 0);")
+        if stack_user:
+            out(f"r->ustack = ut_stacks.get_stackid({ctx}, BPF_F_USER_STACK);")
+        out(f"ut_emit({ctx}, r, pos);")
         out.close()
     out.close()
 
@@ -257,17 +301,22 @@ def _is_string(ctype: str) -> bool:
     return " ".join(ctype.replace("__user", "").split()) == "const char *"
 
 
+def _lifecycle_record(out: _Emitter, kind: int, tgid: str = "tgid", tid: str = "tid", ts: str = "bpf_ktime_get_ns()",
+                      on_fail: str = "return 0;") -> None:
+    """A lifecycle record's header in the scratch record `r` (strace mode); a missing scratch is a loss."""
+    out("u32 zero_idx = 0; struct ut_record *r = ut_out.lookup(&zero_idx);")
+    out.open("if (!r)")
+    out(f"u64 *lost = ut_lost.lookup(&zero_idx); if (lost) (*lost)++; {on_fail}")
+    out.close()
+    out(f"ut_rec_init(r, {kind}, 0, {tgid}, {tid}, {ts});")
+    out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
+
+
 def _lifecycle(out: _Emitter, follow: bool) -> None:
     """strace mode: records for signals delivered, threads exiting and forks, so the front end can print
     `--- SIGX {...} ---`, `+++ exited with N +++` and follow the process tree as strace does."""
     def reserve(kind: int, tid: str = "tid", tgid: str = "tgid") -> None:
-        out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
-        out.open("if (!r)")
-        out("u32 zero_idx = 0; u64 *lost = ut_lost.lookup(&zero_idx); if (lost) (*lost)++; return 0;")
-        out.close()
-        out(f"r->kind = {kind}; r->probe = 0; r->pid = {tgid}; r->tid = {tid}; r->ts = bpf_ktime_get_ns();")
-        out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
-        out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
+        _lifecycle_record(out, kind, tgid, tid)
 
     # raw: the tracepoint's own fields lack the siginfo the line shows (si_pid, si_status, ...)
     out.open("RAW_TRACEPOINT_PROBE(signal_deliver)")
@@ -275,9 +324,9 @@ def _lifecycle(out: _Emitter, follow: bool) -> None:
     out("if (!ut_in_scope(tgid, tid)) return 0;")
     reserve(record.KIND_SIGNAL)
     out("r->nr = (s32)ctx->args[0]; r->buf_len = " + str(record.SIGINFO_LEN) + ";")
-    out(f"bpf_probe_read_kernel(r->buf, {record.SIGINFO_LEN}, (void *)ctx->args[1]);")
+    out(f"bpf_probe_read_kernel(r->data, {record.SIGINFO_LEN}, (void *)ctx->args[1]);")
     out("bpf_probe_read_kernel(&r->args[0], sizeof(u64), (void *)ctx->args[2]);  /* ka->sa.sa_handler */")
-    out("ut_events.ringbuf_submit(r, 0);")
+    out(f"ut_emit(ctx, r, {record.SIGINFO_LEN});")
     out("return 0;")
     out.close()
     out()
@@ -286,16 +335,16 @@ def _lifecycle(out: _Emitter, follow: bool) -> None:
 def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
              tracepoint_fields: dict[tuple[str, str], tuple[str, ...]] | None = None,
              resolve_user: object = None, follow: bool = True, lifecycle: bool = False,
-             transport: str = "ringbuf") -> BpfPlan:
+             transport: str = "ringbuf", ncpus: int | None = None) -> BpfPlan:
     """`follow`: the started command's (or attached processes') children and threads are traced too
     (in-kernel pid set), else only the threads given. `lifecycle`: strace mode (signals, exits, forks)."""
     arch = arch or platform.machine()
     if lifecycle and not any(p.points[0].kind == "syscall" for p in probes):
         raise UnitraceError("strace mode needs a syscall probe")
     out = _Emitter()
-    out('#include "unitrace_bpf.h"')
-    out()
+    out(record.c_defines())
     out(record.c_struct())
+    out('#include "unitrace_bpf.h"')
     out()
     out("struct ut_inflight {")
     out(f"    u64 ts; u64 args[6]; s32 nr; s32 str_len[{record.N_STRS}]; u32 pad;")
@@ -303,8 +352,8 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
     out(f"    u64 ibuf_addr; s32 ibuf_len; u32 pad2; char ibuf[{record.IBUF_LEN}];")
     out("    struct ut_execargs x;")
     out("};")
-    out(f"BPF_RINGBUF_OUTPUT(ut_events, {RINGBUF_PAGES});")
     out("BPF_PERCPU_ARRAY(ut_lost, u64, 1);")
+    transport_at = len(out.lines)  # the output map and ut_emit go here, sized once the plan is known
     out("BPF_HASH(ut_pids, u32, u8, 65536);")
     out("BPF_HASH(ut_aggs, struct ut_key, struct ut_value, 65536);")
     out("BPF_STACK_TRACE(ut_stacks, 16384);")
@@ -330,14 +379,9 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out("u32 child = args->child_pid; u8 one = 1;")
         out("ut_pids.update(&child, &one);")
         if lifecycle:
-            out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
-            out.open("if (r)")
-            out(f"r->kind = {record.KIND_FORK}; r->probe = 0; r->pid = tgid; r->tid = tid; "
-                "r->ts = bpf_ktime_get_ns(); r->args[0] = child;")
-            out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
-            out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
-            out("ut_events.ringbuf_submit(r, 0);")
-            out.close()
+            _lifecycle_record(out, record.KIND_FORK)
+            out("r->args[0] = child;")
+            out("ut_emit(ctx, r, 0);")
         out("return 0;")
         out.close()
         out()
@@ -350,13 +394,8 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out("ut_inflight.delete(&tid);")
     out("ut_pids.delete(&tid);")
     if lifecycle:
-        out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
-        out.open("if (r)")
-        out(f"r->kind = {record.KIND_EXIT}; r->probe = 0; r->pid = tgid; r->tid = tid; r->ts = bpf_ktime_get_ns();")
-        out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
-        out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
-        out("ut_events.ringbuf_submit(r, 0);")
-        out.close()
+        _lifecycle_record(out, record.KIND_EXIT)
+        out("ut_emit(ctx, r, 0);")
     out("return 0;")
     out.close()
     out()
@@ -398,18 +437,11 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             # exit and exit_group never return: their line (`= ?`) and the exit code come from the entry
             noret = [table.by_name[n].nr for n in ("exit", "exit_group") if n in table.by_name]
             out.open(f"if ({' || '.join(f'nr == {n}' for n in noret) or '0'})")
-            out("struct ut_record *r = ut_events.ringbuf_reserve(sizeof(struct ut_record));")
-            out.open("if (!r)")
-            out("u32 zero_idx = 0; u64 *lost = ut_lost.lookup(&zero_idx); if (lost) (*lost)++; return 0;")
-            out.close()
-            out(f"r->kind = {record.KIND_NORETURN}; r->probe = 0; r->pid = tgid; r->tid = tid; "
-                "r->ts = bpf_ktime_get_ns(); r->nr = nr; r->ret = mask && *mask;")
-            out("r->cpu = bpf_get_smp_processor_id(); r->kstack = -1; r->ustack = -1; r->buf_len = 0;")
-            out("r->str_len[0] = -1; r->str_len[1] = -1; r->str_addr[0] = 0; r->str_addr[1] = 0;")
+            _lifecycle_record(out, record.KIND_NORETURN)
+            out("r->nr = nr; r->ret = mask && *mask;")
             out("#pragma unroll")
             out("for (int i = 0; i < 6; i++) r->args[i] = args->args[i];")
-            out("bpf_get_current_comm(&r->comm, sizeof(r->comm));")
-            out("ut_events.ringbuf_submit(r, 0);")
+            out("ut_emit(ctx, r, 0);")
             out("return 0;")
             out.close()
         out("if (!mask || !*mask) return 0;")
@@ -475,43 +507,47 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out("char comm[UT_COMM_LEN]; bpf_get_current_comm(&comm, sizeof(comm));")
         out("void *ctx = args;")
         scope = _syscall_scope(arch)
+        # the strings and the input buffer were read at entry into the in-flight copy `f`; what the entry could
+        # not read (a page not faulted in yet, such as a literal in .rodata) is read again now, after the kernel
+        # itself read it (not for execve: that memory is gone by then). Then the parts are packed into r->data
+        # in record.py's order, each only as long as it is, and the output buffer is read straight into place.
+        not_exec = " && ".join(f"nr != {n}" for n in exec_nrs.values()) or "1"
         fill = [
-            f"r->kind = {record.KIND_SYSCALL}; r->nr = nr; r->ret = ret; r->dur = now - f->ts;",
+            "r->nr = nr; r->ret = ret; r->dur = now - f->ts;",
             "__builtin_memcpy(r->args, f->args, sizeof(r->args));",
             "__builtin_memcpy(r->str_addr, f->str_addr, sizeof(r->str_addr));",
             "__builtin_memcpy(r->str_len, f->str_len, sizeof(r->str_len));",
-            "__builtin_memcpy(r->strs, f->strs, sizeof(r->strs));",
-            "r->buf_len = -1;",
-            "s32 ba = -1; s64 bl = 0;",
             "r->ibuf_addr = f->ibuf_addr; r->ibuf_len = f->ibuf_len;",
-            "if (f->ibuf_len > 0) __builtin_memcpy(r->ibuf, f->ibuf, sizeof(r->ibuf));",
+            f"if ({not_exec}) {{",
         ]
-        # a string the entry could not read (a page not faulted in yet, such as a literal in .rodata) is
-        # read again at exit, after the kernel itself read it; not for execve: that memory is gone by then
-        not_exec = " && ".join(f"nr != {n}" for n in exec_nrs.values()) or "1"
-        fill.append(f"if ({not_exec}) {{")
         for k in range(record.N_STRS):
-            fill.append(f"    if (r->str_addr[{k}] && r->str_len[{k}] < 0) r->str_len[{k}] = "
-                        f"bpf_probe_read_user_str(r->strs[{k}], {record.STR_LEN}, (void *)r->str_addr[{k}]);")
+            fill.append(f"    if (r->str_addr[{k}] && r->str_len[{k}] < 0) r->str_len[{k}] = f->str_len[{k}] = "
+                        f"bpf_probe_read_user_str(f->strs[{k}], {record.STR_LEN}, (void *)r->str_addr[{k}]);")
         fill.append(f"    if (r->ibuf_len < 0 && r->ibuf_addr) {{ u64 n = (u64)(-(s64)r->ibuf_len) & 511; "
                     f"if (n > {record.IBUF_LEN}) n = {record.IBUF_LEN}; "
-                    "if (n && bpf_probe_read_user(r->ibuf, n, (void *)r->ibuf_addr) == 0) r->ibuf_len = n; }")
+                    "if (n && bpf_probe_read_user(f->ibuf, n, (void *)r->ibuf_addr) == 0) "
+                    "r->ibuf_len = f->ibuf_len = n; }")
         fill.append("}")
+        for k in range(record.N_STRS):
+            fill.append(f"pos = ut_put(r->data, pos, f->strs[{k}], &r->str_len[{k}], {record.STR_LEN});")
+        fill.append(f"pos = ut_put(r->data, pos, f->ibuf, &r->ibuf_len, {record.IBUF_LEN});")
         for enr in exec_traced.values():
-            fill.append(f"if (nr == {enr}) {{ __builtin_memcpy(r->buf, &f->x, sizeof(f->x)); "
-                        f"r->buf_len = {record.BUF_EXECARGS}; }}")
+            fill.append(f"if (nr == {enr}) {{ s32 xl = sizeof(f->x); pos = ut_put(r->data, pos, &f->x, &xl, "
+                        f"{record.BUF_LEN}); r->buf_len = {record.BUF_EXECARGS}; }}")
         cases = []
         for name, (arg, size) in sorted(EXIT_CAPTURE.items()):
             info = table.by_name.get(name)
             if info is not None and info.nr in sysmask:
                 cases.append(f"case {info.nr}: ba = {arg}; bl = {size if size >= 0 else 'ret'}; break;")
         if cases:
+            fill.append("s32 ba = -1; s64 bl = 0;")
             fill.append("switch (nr) {")
             fill.extend("    " + c for c in cases)
             fill.append("}")
-            fill.append(f"if (ba >= 0 && ba < 6 && bl > 0 && ret >= 0) {{ if (bl > {record.BUF_LEN}) "
-                        f"bl = {record.BUF_LEN}; r->buf_len = bl; "
-                        "bpf_probe_read_user(r->buf, bl & 1023, (void *)f->args[ba & 7]); }")
+            fill.append(f"if (ba >= 0 && ba < 6 && bl > 0 && ret >= 0) {{ u32 n = bl > {record.BUF_LEN} ? "
+                        f"{record.BUF_LEN} : (u32)bl; UT_OPAQUE(n); UT_OPAQUE(pos); n &= UT_LEN_MASK; pos &= UT_POS_MASK; "
+                        "if (bpf_probe_read_user(r->data + pos, n, (void *)f->args[ba & 7]) == 0) "
+                        "{ r->buf_len = n; pos += n; } }")
         for i, probe in syscall_probes:
             cond, residual = split(probe.predicate, scope)
             if residual is not None:
@@ -545,8 +581,9 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             if residual is not None:
                 residuals[i] = residual
             fill = [f"r->buf_len = {record.BUF_LEN};",
-                    f"if (bpf_probe_read_kernel(r->buf, {record.BUF_LEN}, args)) "
-                    "bpf_probe_read_kernel(r->buf, sizeof(*args) & 511, args);"]
+                    f"if (bpf_probe_read_kernel(r->data, {record.BUF_LEN}, args)) {{ r->buf_len = sizeof(*args) & 511; "
+                    "bpf_probe_read_kernel(r->data, sizeof(*args) & 511, args); }",
+                    "pos = r->buf_len;"]
             _emit_actions(out, i, probe, scope, cond, residual, record.KIND_TRACEPOINT, aggs, streamed, fill)
             out("return 0;")
             out.close()
@@ -584,6 +621,19 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out.close()
         out()
 
-    source = out.text() if transport == "ringbuf" else _perf_transport(out.text())
-    return BpfPlan(source, sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
-                   bool(syscall_probes), arch, follow, lifecycle, transport)
+    pages = buffer_pages(transport, streamed, sysmask, tracepoints, attach)
+    out.lines[transport_at:transport_at] = _transport_c(transport, pages, ncpus or os.cpu_count() or 1)
+    return BpfPlan(out.text(), sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
+                   bool(syscall_probes), arch, follow, lifecycle, transport, pages)
+
+
+def buffer_pages(transport: str, streamed: set[int], sysmask: dict[int, int], tracepoints: dict[int, object],
+                 attach: Sequence[Attach]) -> int:
+    """How big the output buffer is: by how much the plan streams (RINGBUF_PAGES_*, PERF_PAGES_*)."""
+    all_, some, none = ((PERF_PAGES_ALL, PERF_PAGES_SOME, PERF_PAGES_NONE) if transport == "perf" else
+                        (RINGBUF_PAGES_ALL, RINGBUF_PAGES_SOME, RINGBUF_PAGES_NONE))
+    if not streamed:
+        return none
+    streamed_mask = sum(1 << i for i in streamed)
+    n_syscalls = sum(1 for bits in sysmask.values() if bits & streamed_mask)
+    return all_ if n_syscalls >= STREAM_ALL_SYSCALLS else some

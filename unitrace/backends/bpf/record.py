@@ -1,7 +1,15 @@
 """The record the BPF program sends to user space, declared once.
 
-RECORD_FIELDS is the single source: `c_struct()` renders it for the generated C, `RECORD` is the Python
-struct that decodes it, and tests/test_bpf_offline.py compiles the C with gcc and compares every offset.
+RECORD_FIELDS is the single source: `c_struct()` renders it for the generated C, `HEADER` is the Python
+struct that decodes its fixed part, and tests/test_bpf_offline.py compiles the C with gcc and compares
+every offset.
+
+A record is variable-sized: the fixed header (HEADER_SIZE bytes: times, arguments, return value, ids, the
+lengths of the captured parts, comm), then only the captured parts, packed one after the other in `data` in
+PART_ORDER (string 0, string 1, the input buffer, the output buffer), each as long as its length field
+says (absent when the length is not positive). The program builds the record in a per-CPU scratch map and
+copies out header + used data (`bpf_ringbuf_output`, `perf_submit`), so a syscall without strings or
+buffers costs HEADER_SIZE bytes of the buffer, not the 1.4 KB a fixed layout would.
 """
 
 from __future__ import annotations
@@ -12,8 +20,16 @@ STR_LEN = 256  # bytes of each captured string (paths); -s applies on top when p
 N_STRS = 2  # string arguments captured per event (rename has two paths)
 BUF_LEN = 512  # bytes of an output buffer captured at syscall exit (read's data)
 IBUF_LEN = 256  # bytes of an input buffer captured at syscall entry (write's data, rt_sigaction's act)
+# The parts are packed in this order; the output buffer comes last, so every part starts below POS_MASK + 1
+# (N_STRS * STR_LEN + IBUF_LEN = 768), no part is longer than LEN_MASK, and all of them fit in DATA_LEN - 1
+# (1,280 bytes at most): masks are how the verifier bounds the copies, and they never change a real value.
+POS_MASK = 1023
+LEN_MASK = 1023
+DATA_LEN = POS_MASK + 1 + LEN_MASK + 1
+assert N_STRS * STR_LEN + IBUF_LEN <= POS_MASK and BUF_LEN <= LEN_MASK
+assert N_STRS * STR_LEN + IBUF_LEN + BUF_LEN < DATA_LEN
 
-# (name, C declaration, struct code). Ordered for natural alignment without padding.
+# (name, C declaration, struct code). Ordered for natural alignment without padding; `data` is last.
 RECORD_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("ts", "u64 ts", "Q"),
     ("dur", "u64 dur", "Q"),
@@ -33,14 +49,13 @@ RECORD_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("buf_len", "s32 buf_len", "i"),
     ("ibuf_len", "s32 ibuf_len", "i"),
     ("comm", "char comm[16]", "16s"),
-    ("strs", f"char strs[{N_STRS}][{STR_LEN}]", f"{N_STRS * STR_LEN}s"),
-    ("buf", f"char buf[{BUF_LEN}]", f"{BUF_LEN}s"),
-    ("ibuf", f"char ibuf[{IBUF_LEN}]", f"{IBUF_LEN}s"),
+    ("data", f"char data[{DATA_LEN}]", f"{DATA_LEN}s"),
 )
 
-# execve's argv and envp, copied at entry (the old image is gone at exit) into `buf` (buf_len = -2): up to
-# ARGV_MAX argument pointers with the first ARGV_STR bytes of each string, and the number of environment
-# pointers (up to ENV_MAX; -1 when unreadable or longer). struct ut_execargs in unitrace_bpf.h.
+# execve's argv and envp, copied at entry (the old image is gone at exit) into the output-buffer part
+# (buf_len = -2): up to ARGV_MAX argument pointers with the first ARGV_STR bytes of each string, and the
+# number of environment pointers (up to ENV_MAX; -1 when unreadable or longer). struct ut_execargs in
+# unitrace_bpf.h.
 ARGV_MAX = 8
 ARGV_STR = 48
 ENV_MAX = 256
@@ -54,8 +69,8 @@ KIND_RETURN = 3
 KIND_TRACEPOINT = 4
 # strace mode (lifecycle records): a call that never returns (exit, exit_group) seen at entry, `ret` = 1
 # when the call is traced (its line is printed) and 0 when only its exit code matters; a delivered signal
-# (`nr` = signo, `args[0]` = the handler, `buf` = the kernel_siginfo); a thread's exit; a fork (`args[0]` =
-# the child's pid)
+# (`nr` = signo, `args[0]` = the handler, the output buffer = the kernel_siginfo); a thread's exit; a fork
+# (`args[0]` = the child's pid)
 KIND_NORETURN = 5
 KIND_SIGNAL = 6
 KIND_EXIT = 7
@@ -63,11 +78,21 @@ KIND_FORK = 8
 SIGINFO_LEN = 48  # sizeof(struct kernel_siginfo): signo, errno, code and the 32-byte union (uapi layout)
 
 RECORD = struct.Struct("<" + "".join(code for _, _, code in RECORD_FIELDS))
+HEADER = struct.Struct("<" + "".join(code for name, _, code in RECORD_FIELDS if name != "data"))
+HEADER_SIZE = HEADER.size
+assert RECORD_FIELDS[-1][0] == "data" and RECORD.size == HEADER_SIZE + DATA_LEN
 
 
 def c_struct(name: str = "ut_record") -> str:
     body = "\n".join(f"    {decl};" for _, decl, _ in RECORD_FIELDS)
     return f"struct {name} {{\n{body}\n}};"
+
+
+def c_defines() -> str:
+    """The sizes unitrace_bpf.h's record helpers (ut_rec_init, ut_put) and ut_emit use."""
+    return "\n".join((f"#define UT_HDR_SIZE {HEADER_SIZE}", f"#define UT_DATA_LEN {DATA_LEN}",
+                      f"#define UT_POS_MASK {POS_MASK}", f"#define UT_LEN_MASK {LEN_MASK}",
+                      f"#define UT_N_STRS {N_STRS}"))
 
 
 def python_offsets() -> dict[str, int]:
@@ -80,16 +105,55 @@ def python_offsets() -> dict[str, int]:
     return out
 
 
-def unpack(data: bytes) -> dict[str, object]:
-    values = RECORD.unpack_from(data)
-    out: dict[str, object] = {}
-    i = 0
-    for name, _, code in RECORD_FIELDS:
-        count = int(code[:-1]) if code[:-1].isdigit() and code[-1] != "s" else 1
-        if count > 1:
-            out[name] = values[i: i + count]
-            i += count
+def buf_part_len(buf_len: int) -> int:
+    """Bytes the output-buffer part takes for this `buf_len` (execve's arguments have their own size)."""
+    if buf_len == BUF_EXECARGS:
+        return EXECARGS.size
+    return buf_len if buf_len > 0 else 0
+
+
+class Record:
+    """One decoded record: the header's values as attributes, the captured parts as bytes."""
+
+    __slots__ = ("args", "buf", "buf_len", "comm", "cpu", "dur", "ibuf", "ibuf_addr", "ibuf_len", "kind",
+                 "kstack", "nr", "pid", "probe", "ret", "str_addr", "str_len", "strs", "tid", "ts", "ustack")
+
+    def __init__(self, raw: bytes) -> None:
+        (self.ts, self.dur, a0, a1, a2, a3, a4, a5, self.ret, s0, s1, self.ibuf_addr, self.pid, self.tid,
+         self.probe, self.cpu, self.nr, self.kind, self.kstack, self.ustack, l0, l1, self.buf_len,
+         self.ibuf_len, self.comm) = HEADER.unpack_from(raw)
+        self.args = (a0, a1, a2, a3, a4, a5)
+        self.str_addr = (s0, s1)
+        self.str_len = (l0, l1)
+        pos = HEADER_SIZE
+        strs = []
+        for n in (l0, l1):
+            if n > 0:
+                strs.append(raw[pos: pos + n])
+                pos += n
+            else:
+                strs.append(b"")
+        self.strs = tuple(strs)
+        il = self.ibuf_len
+        if il > 0:
+            self.ibuf = raw[pos: pos + il]
+            pos += il
         else:
-            out[name] = values[i]
-            i += 1
-    return out
+            self.ibuf = b""
+        bl = buf_part_len(self.buf_len)
+        self.buf = raw[pos: pos + bl] if bl else b""
+
+
+def pack(values: dict[str, object]) -> bytes:
+    """A record as the kernel sends it (header + the parts named in `values`): for tests and fixtures."""
+    flat: list[object] = []
+    for name, _, code in RECORD_FIELDS:
+        if name == "data":
+            continue
+        v = values.get(name, b"" if code.endswith("s") else 0)
+        if code[:-1].isdigit() and not code.endswith("s"):
+            flat.extend(v if isinstance(v, tuple | list) else (v,) * int(code[:-1]))  # type: ignore[arg-type]
+        else:
+            flat.append(v)
+    tail = b"".join(bytes(p) for p in values.get("parts", ()))  # type: ignore[attr-defined]
+    return HEADER.pack(*flat) + tail

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.bpf import record
-from unitrace.backends.bpf.program import PERF_PAGES, AggSpec, BpfPlan
+from unitrace.backends.bpf.program import PERF_WAKEUP_EVENTS, POLL_MS, AggSpec, BpfPlan
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+DECODE_CHUNK = 2048  # records decoded between two drains of the kernel's buffer
 
 
 def import_bcc():  # type: ignore[no-untyped-def]
@@ -48,31 +49,35 @@ class CapturedMemory:
 
     __slots__ = ("_buf", "_buf_addr", "_ibuf", "_ibuf_addr", "_long", "_strs", "_words")
 
-    def __init__(self, rec: dict[str, object], buf_addr: int) -> None:
-        self._strs: dict[int, bytes] = {}
-        self._long: dict[int, bytes] = {}
-        lens = rec["str_len"]
-        raw = rec["strs"]
-        assert isinstance(raw, bytes) and isinstance(lens, tuple)
-        for i, addr in enumerate(rec["str_addr"]):  # type: ignore[arg-type]
-            if addr and lens[i] > 0:
-                chunk = raw[i * record.STR_LEN: i * record.STR_LEN + lens[i]]
-                self._strs[addr] = chunk.split(b"\0", 1)[0]
-        n = rec["buf_len"]
-        self._buf = rec["buf"][: n] if isinstance(n, int) and n > 0 else b""  # type: ignore[index]
-        self._buf_addr = buf_addr if self._buf else -1
+    _EMPTY: dict[int, bytes] = {}  # shared by records without strings; never written to
+
+    def __init__(self, rec: record.Record, buf_addr: int) -> None:
+        self._strs: dict[int, bytes] = self._EMPTY
+        self._long: dict[int, bytes] = self._EMPTY
         self._words: dict[int, int] = {}  # pointer-array slots copied in the kernel: address -> value
-        il = rec.get("ibuf_len")
-        self._ibuf = rec["ibuf"][: il] if isinstance(il, int) and il > 0 else b""  # type: ignore[index]
-        self._ibuf_addr = int(rec.get("ibuf_addr") or 0) if self._ibuf else -1  # type: ignore[call-overload]
+        for addr, chunk in zip(rec.str_addr, rec.strs, strict=True):
+            if addr and chunk:
+                if self._strs is self._EMPTY:
+                    self._strs = {}
+                self._strs[addr] = chunk.split(b"\0", 1)[0]
+        n = rec.buf_len
+        self._buf = rec.buf if n > 0 else b""
+        self._buf_addr = buf_addr if self._buf else -1
+        self._ibuf = rec.ibuf
+        self._ibuf_addr = rec.ibuf_addr if self._ibuf else -1
         if n == record.BUF_EXECARGS:
             self._exec_args(rec)
 
-    def _exec_args(self, rec: dict[str, object]) -> None:
+    def _exec_args(self, rec: record.Record) -> None:
         """execve(at)'s argv (pointers and the start of each string) and envp's length, copied at entry."""
-        *ptrs, envp, argc, envc, unread, _pad, strs = record.EXECARGS.unpack_from(rec["buf"])  # type: ignore[arg-type]
-        args = rec["args"]
-        argv = args[1] if args[2] == envp else args[2]  # type: ignore[index]  # execve or execveat
+        if len(rec.buf) < record.EXECARGS.size:
+            return
+        if self._strs is self._EMPTY:
+            self._strs = {}
+        self._long = {}
+        *ptrs, envp, argc, envc, unread, _pad, strs = record.EXECARGS.unpack_from(rec.buf)
+        args = rec.args
+        argv = args[1] if args[2] == envp else args[2]  # execve or execveat
         if argv and argc >= 0:
             for i in range(argc):
                 self._words[argv + 8 * i] = ptrs[i]
@@ -133,6 +138,9 @@ class BpfSession:
         self._stop = False
         self._closed = False
         self._batch: list[Event] = []
+        self._raw: list[bytes] = []  # records copied out of the buffer, not decoded yet
+        self._by_nr: dict[int, tuple[str, int]] = {}
+        self._comms: dict[bytes, str] = {}
         self._clock_offset = 0
         self._decoder = None
         self._tp_decoders: dict[int, object] = {}
@@ -217,7 +225,8 @@ class BpfSession:
             pids[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
         self._load_tracepoint_formats()
         if self.plan.transport == "perf":
-            b[b"ut_events"].open_perf_buffer(self._on_perf_record, page_cnt=PERF_PAGES, lost_cb=self._on_perf_lost)
+            b[b"ut_events"].open_perf_buffer(self._on_perf_record, page_cnt=self.plan.buffer_pages,
+                                             lost_cb=self._on_perf_lost, wakeup_events=PERF_WAKEUP_EVENTS)
         else:
             b[b"ut_events"].open_ring_buffer(self._on_record)
         self._clock_offset = time.time_ns() - time.monotonic_ns()
@@ -236,18 +245,45 @@ class BpfSession:
                 self._tp_decoders[probe] = RecordDecoder(read_format(root, system, event))
 
     # ---- streaming ----------------------------------------------------------------------------
-    def _on_record(self, _ctx: object, data: int, size: int) -> None:
-        raw = ctypes.string_at(data, min(size, record.RECORD.size))
-        rec = record.unpack(raw)
-        ev = self._to_event(rec)
-        if ev is not None:
-            self._batch.append(ev)
+    # The buffer callbacks only copy the record's bytes out (bcc calls them once per record, from C); the
+    # records are decoded in a batch after each poll, so the kernel's buffer drains at the rate of a copy.
+    def _on_record(self, _ctx: object, data: int, size: int) -> int:
+        self._raw.append(ctypes.string_at(data, size))
+        return 0
 
     def _on_perf_record(self, _cpu: int, data: int, size: int) -> None:
-        self._on_record(None, data, size)
+        self._raw.append(ctypes.string_at(data, size))
 
     def _on_perf_lost(self, count: int) -> None:
         self._perf_lost += int(count)
+
+    def _decode_pending(self) -> None:
+        """Decode what the callbacks copied, a chunk at a time, draining the kernel's buffer again between
+        chunks: copying out is ten times cheaper than decoding, so the kernel's buffer stays nearly empty and
+        a burst waits here, in user memory, instead of being lost. Each chunk's events go to the sink."""
+        raws = self._raw
+        Record = record.Record
+        to_event = self._to_event
+        i = 0
+        while i < len(raws):
+            batch = self._batch
+            for raw in raws[i: i + DECODE_CHUNK]:
+                ev = to_event(Record(raw))
+                if ev is not None:
+                    batch.append(ev)
+            i += DECODE_CHUNK
+            self._drain()  # appends to raws
+            if len(raws) > i:
+                self._flush()
+        self._raw = []
+
+    def _drain(self) -> None:
+        """Copy out whatever the kernel's buffer holds now, without waiting (the callbacks append to _raw)."""
+        assert self._bpf is not None
+        if self.plan.transport == "perf":
+            self._bpf.perf_buffer_consume()
+        else:
+            self._bpf.ring_buffer_consume()
 
     def _poll(self, timeout_ms: int) -> None:
         assert self._bpf is not None
@@ -255,13 +291,11 @@ class BpfSession:
             self._bpf.perf_buffer_poll(timeout_ms)
         else:
             self._bpf.ring_buffer_poll(timeout_ms)
+        self._decode_pending()
 
     def _consume(self) -> None:
-        assert self._bpf is not None
-        if self.plan.transport == "perf":
-            self._bpf.perf_buffer_consume()
-        else:
-            self._bpf.ring_buffer_consume()
+        self._drain()
+        self._decode_pending()
 
     def _syscall_decoder(self):  # type: ignore[no-untyped-def]
         if self._decoder is None:
@@ -270,42 +304,57 @@ class BpfSession:
 
             opts = self.options.get("format_options")
             self._decoder = StraceDecoder(opts if isinstance(opts, FormatOptions) else FormatOptions())
+            self._decoder.prepare(self.plan.sysmask)
         return self._decoder
 
-    def _to_event(self, rec: dict[str, object]) -> Event | None:
-        ts = int(rec["ts"]) + self._clock_offset  # type: ignore[call-overload]
-        pid, tid, probe, cpu = (int(rec[k]) for k in ("pid", "tid", "probe", "cpu"))  # type: ignore[call-overload]
-        comm = rec["comm"].split(b"\0", 1)[0].decode("utf-8", "replace")  # type: ignore[union-attr]
-        kind = rec["kind"]
-        args: tuple[int, ...] = tuple(rec["args"])  # type: ignore[arg-type]
-        kstack = self._stack(int(rec["kstack"]), kernel=True)  # type: ignore[call-overload]
-        ustack = self._stack(int(rec["ustack"]), kernel=False, pid=pid)  # type: ignore[call-overload]
-        if kind == record.KIND_SYSCALL:
+    def _syscall_info(self, nr: int) -> tuple[str, int]:
+        """(name, index of the argument whose memory the exit copied, or -1) of a syscall number, cached."""
+        got = self._by_nr.get(nr)
+        if got is None:
             from unitrace.backends.bpf.program import EXIT_CAPTURE
             from unitrace.decode.table import get_table
 
-            nr = int(rec["nr"])  # type: ignore[call-overload]
-            ret = int(rec["ret"])  # type: ignore[call-overload]
             info = get_table(self.plan.arch).by_nr.get(nr)
             name = info.name if info else f"syscall_{nr}"
             capture = EXIT_CAPTURE.get(name)
-            mem = CapturedMemory(rec, args[capture[0]] if capture else -1)
-            dec = self._syscall_decoder()
+            got = self._by_nr[nr] = (name, capture[0] if capture else -1)
+        return got
+
+    def _comm(self, raw: bytes) -> str:
+        comm = self._comms.get(raw)
+        if comm is None:
+            comm = self._comms[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        return comm
+
+    def _to_event(self, rec: record.Record) -> Event | None:
+        ts = rec.ts + self._clock_offset
+        pid, tid, probe, cpu = rec.pid, rec.tid, rec.probe, rec.cpu
+        comm = self._comm(rec.comm)
+        kind = rec.kind
+        args = rec.args
+        kstack = self._stack(rec.kstack, kernel=True) if rec.kstack >= 0 else None
+        ustack = self._stack(rec.ustack, kernel=False, pid=pid) if rec.ustack >= 0 else None
+        if kind == record.KIND_SYSCALL:
+            nr = rec.nr
+            ret = rec.ret
+            name, capture = self._syscall_info(nr)
+            mem = CapturedMemory(rec, args[capture] if capture >= 0 else -1)
+            dec = self._decoder or self._syscall_decoder()
             sp = 0
-            if name == "rt_sigreturn" and rec["ibuf_len"] == 8:  # the kernel copied the mask at sp + offset
+            if name == "rt_sigreturn" and rec.ibuf_len == 8:  # the kernel copied the mask at sp + offset
                 from unitrace.backends.bpf.program import SIGFRAME_MASK_FROM_SP
 
-                sp = int(rec["ibuf_addr"]) - SIGFRAME_MASK_FROM_SP  # type: ignore[call-overload]
+                sp = rec.ibuf_addr - SIGFRAME_MASK_FROM_SP
             call = dec.enter(pid, nr, args, mem, sp)
             texts, ret_text, err = dec.exit(call, ret, mem)
             return Event(EventKind.SYSCALL, ts, pid, tid, name, probe, cpu, comm, texts, args, ret, ret_text, err,
-                         int(rec["dur"]), ustack, kstack)  # type: ignore[call-overload]
+                         rec.dur, ustack, kstack)
         if kind >= record.KIND_NORETURN:
             return self._lifecycle_event(kind, rec, ts, pid, tid, cpu, comm, args)
         if kind == record.KIND_TRACEPOINT:
             dec_tp = self._tp_decoders.get(probe)
             system, event = self.plan.tracepoints[probe]
-            fields = dec_tp.decode(rec["buf"], 0) if dec_tp is not None else {}  # type: ignore[attr-defined]
+            fields = dec_tp.decode(rec.buf, 0) if dec_tp is not None else {}  # type: ignore[attr-defined]
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{system}:{event}", probe, cpu, comm,
                          fields=fields, stack=ustack, kstack=kstack)
         if kind == record.KIND_CALL:
@@ -313,34 +362,31 @@ class BpfSession:
             return Event(EventKind.CALL, ts, pid, tid, att.symbol if att else "", probe, cpu, comm,
                          tuple(hex(a) for a in args), args, stack=ustack, kstack=kstack)
         att = next((a for a in self.plan.attach if a.fn_name == f"ut_probe_{probe}"), None)
-        ret = int(rec["ret"])  # type: ignore[call-overload]
+        ret = rec.ret
         return Event(EventKind.RETURN, ts, pid, tid, att.symbol if att else "", probe, cpu, comm, ret=ret,
                      ret_text=str(ret), stack=ustack, kstack=kstack)
 
-    def _lifecycle_event(self, kind: object, rec: dict[str, object], ts: int, pid: int, tid: int, cpu: int,
+    def _lifecycle_event(self, kind: object, rec: record.Record, ts: int, pid: int, tid: int, cpu: int,
                          comm: str, args: tuple[int, ...]) -> Event | None:
         """strace mode: a call that never returns, a delivered signal, an exit, a fork."""
         from unitrace.decode.signals import format_siginfo, signal_name
 
         if kind == record.KIND_NORETURN:
-            from unitrace.decode.table import get_table
-
-            nr = int(rec["nr"])  # type: ignore[call-overload]
-            info = get_table(self.plan.arch).by_nr.get(nr)
-            name = info.name if info else f"syscall_{nr}"
+            nr = rec.nr
+            name = self._syscall_info(nr)[0]
             code = args[0] & 0xFF
             if name == "exit_group":
                 self._group_code[pid] = code
             else:
                 self._thread_code[tid] = code
-            if not rec["ret"]:
+            if not rec.ret:
                 return None  # not traced: only its exit code mattered
             call = self._syscall_decoder().enter(pid, nr, args, CapturedMemory(rec, -1))
             return Event(EventKind.SYSCALL, ts, pid, tid, name, 0, cpu, comm, call.entry_args(),  # type: ignore[attr-defined]
                          args, None, "?")
         if kind == record.KIND_SIGNAL:
-            sig = int(rec["nr"])  # type: ignore[call-overload]
-            raw = bytes(rec["buf"])[: record.SIGINFO_LEN].ljust(128, b"\0")  # type: ignore[call-overload]
+            sig = rec.nr
+            raw = rec.buf[: record.SIGINFO_LEN].ljust(128, b"\0")
             handler = args[0]
             if handler == 0 and sig in _FATAL_BY_DEFAULT:
                 self._killed[pid] = sig  # SIG_DFL on a fatal signal: the process dies of it
@@ -397,7 +443,7 @@ class BpfSession:
         while True:
             done = self._stop or self._target_gone()
             try:
-                self._poll(0 if done else 100)
+                self._poll(0 if done else POLL_MS)
             except InterruptedError:
                 pass
             self._flush()

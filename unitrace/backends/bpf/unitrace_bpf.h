@@ -122,6 +122,53 @@ static __always_inline void ut_read_execargs(struct ut_execargs *x, u64 argv, u6
     }
 }
 
+/* Hide a value's range from clang, so that a mask it would drop as a no-op stays for the verifier. */
+#define UT_OPAQUE(v) asm volatile("" : "+r"(v))
+
+/* The record's header (record.py), every field set: the per-CPU scratch record still holds the previous
+ * record's values. Lengths -1: no strings or buffers until the caller packs them. */
+static __always_inline void ut_rec_init(struct ut_record *r, u32 kind, u32 probe, u32 tgid, u32 tid, u64 ts)
+{
+    r->ts = ts;
+    r->dur = 0;
+    __builtin_memset(r->args, 0, sizeof(r->args));
+    r->ret = 0;
+    r->ibuf_addr = 0;
+    r->pid = tgid;
+    r->tid = tid;
+    r->probe = probe;
+    r->cpu = bpf_get_smp_processor_id();
+    r->nr = -1;
+    r->kind = kind;
+    r->kstack = -1;
+    r->ustack = -1;
+#pragma unroll
+    for (int i = 0; i < UT_N_STRS; i++) {
+        r->str_addr[i] = 0;
+        r->str_len[i] = -1;
+    }
+    r->buf_len = -1;
+    r->ibuf_len = -1;
+}
+
+/* Append a captured part (*len bytes, at most max; nothing when *len <= 0) to the record's data at pos, set
+ * *len to what was appended, and return the next position. Every part but the last starts below
+ * UT_POS_MASK + 1 and is at most UT_DATA_LEN - UT_POS_MASK - 1 long (record.py), which is what the mask and
+ * the clamp tell the verifier. The source is the in-flight copy (map memory): a failed read leaves zeros. */
+static __always_inline u32 ut_put(char *data, u32 pos, const void *src, s32 *len, u32 max)
+{
+    if (*len <= 0)
+        return pos;
+    u32 n = *len > max ? max : (u32)*len;
+    *len = n;
+    UT_OPAQUE(n);  /* else clang drops the masks it can prove idle, and the verifier loses the bounds */
+    UT_OPAQUE(pos);
+    n &= UT_LEN_MASK;
+    pos &= UT_POS_MASK;
+    bpf_probe_read_kernel(data + pos, n, src);
+    return pos + n;
+}
+
 struct ut_key {
     u32 probe;
     u32 slot;   /* which aggregation of the probe */
