@@ -32,7 +32,7 @@ import ctypes
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from unitrace.backends.ptrace import sys as px
 from unitrace.errors import TargetError, UnitraceError
@@ -142,6 +142,11 @@ class _Process:
     values: list[bytes | None]
     armed: set[int] = field(default_factory=set)
     maps: object = None  # unitrace.stack.maps.Maps, read on the first hit
+    # rip after the access -> (accessing instruction, proven by a function start?, its symbolised frames):
+    # a loop hitting the same store pays for the disassembly and the symbol lookups once
+    sites: dict[int, tuple[int, bool, list[Frame]]] = field(default_factory=dict)
+    # (pc, how) of a stack frame -> its symbolised frames (more than one where DWARF records inlined calls)
+    names: dict[tuple[int, str], list[Frame]] = field(default_factory=dict)
 
 
 class Watchpoints:
@@ -275,12 +280,17 @@ class Watchpoints:
             return True
         regs = _REGS(self._regs)
         rip = regs[_RIP]
-        maps = self._maps(p, rip)
-        ip, exact = self._writer(rip, maps, mem)
+        site = p.sites.get(rip)
+        if site is None:
+            from unitrace.stack.symbolize import symbolize
+
+            maps = self._maps(p, rip)
+            ip, exact = self._writer(rip, maps, mem)
+            site = p.sites[rip] = (ip, exact, symbolize([Frame(ip, how="regs")], maps))
         now = time.time_ns()
         for i in fired:
             self.hits += 1
-            self.events.append(self._event(p, i, tid, comm, now, regs, ip, exact, maps, mem))
+            self.events.append(self._event(p, i, tid, comm, now, regs, site, mem))
         return True
 
     def _maps(self, p: _Process, rip: int):  # type: ignore[no-untyped-def]
@@ -291,6 +301,8 @@ class Watchpoints:
                 p.maps = Maps.of(p.tgid)
             except OSError:
                 p.maps = Maps([])
+            p.sites.clear()  # code may have moved (dlclose, dlopen)
+            p.names.clear()
         return p.maps
 
     def _writer(self, rip: int, maps, mem) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
@@ -329,25 +341,23 @@ class Watchpoints:
                 votes[last] += 1
         return (votes.most_common(1)[0][0], False) if votes else (rip, False)
 
-    def _event(self, p: _Process, i: int, tid: int, comm: str, now: int, regs: tuple[int, ...], ip: int,
-               exact: bool, maps, mem) -> Event:  # type: ignore[no-untyped-def]
-        from unitrace.stack.symbolize import symbolize
-
+    def _event(self, p: _Process, i: int, tid: int, comm: str, now: int, regs: tuple[int, ...],
+               site: tuple[int, bool, list[Frame]], mem) -> Event:  # type: ignore[no-untyped-def]
+        ip, exact, frames = site
         spec, addr = self.specs[i], p.addrs[i]
         raw_new = mem.read(addr, spec.length)
         raw_old = p.values[i]
         p.values[i] = raw_new
         new = int.from_bytes(raw_new, "little") if raw_new is not None else None
         old = int.from_bytes(raw_old, "little") if raw_old is not None else None
-        site = symbolize([Frame(ip, how="regs")], maps)
-        top = site[0]
+        top, site = frames[0], frames
         fields: dict[str, object] = {"address": addr, "length": spec.length, "access": spec.access,
                                      "old": old, "new": new, "ip": ip, "ip_exact": exact,
                                      "function": top.symbol, "offset": site[-1].offset,
                                      "module": site[-1].module, "file": top.file, "line": top.line}
         stack = None
         if spec.stack:
-            stack = self._stack(regs, ip, maps, mem)
+            stack = self._stack(p, regs, ip, self._maps(p, regs[_RIP]), mem)
         changed = old != new
         what = f"{_num(old)} -> {_num(new)}" if changed or spec.access == "w" else f"read {_num(new)}"
         by = f"{top.symbol}+{site[-1].offset:#x}" if top.symbol else f"{ip:#x}"
@@ -360,8 +370,9 @@ class Watchpoints:
         return Event(EventKind.WATCH, now, p.tgid, tid, spec.where, probe=spec.probe, comm=comm,
                      fields=fields, text=text, stack=stack)
 
-    def _stack(self, regs: tuple[int, ...], ip: int, maps, mem) -> list[Frame]:  # type: ignore[no-untyped-def]
-        """The thread's stack, its first frame at the accessing instruction (not at rip after it)."""
+    def _stack(self, p: _Process, regs: tuple[int, ...], ip: int, maps, mem) -> list[Frame]:  # type: ignore[no-untyped-def]
+        """The thread's stack, its first frame at the accessing instruction (not at rip after it); each
+        pc's names looked up once per process."""
         from unitrace.backends.ptrace.stacks import DWARF_REGS
         from unitrace.stack.symbolize import symbolize
         from unitrace.stack.unwind import Unwinder
@@ -369,7 +380,13 @@ class Watchpoints:
         frames = Unwinder(mem, maps).unwind({d: regs[r] for d, r in DWARF_REGS})
         if frames:
             frames[0].address = ip
-        return symbolize(frames, maps)
+        out: list[Frame] = []
+        for f in frames:
+            named = p.names.get((f.address, f.how))
+            if named is None:
+                named = p.names[(f.address, f.how)] = symbolize([f], maps)
+            out.extend(replace(n, reliable=f.reliable) for n in named)
+        return out
 
     def take_events(self) -> list[Event]:
         out, self.events = self.events, []
