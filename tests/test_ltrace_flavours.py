@@ -109,3 +109,22 @@ def test_arguments_named_and_typed_from_dwarf(build_c) -> None:
     # without debug info the same functions show raw registers, as ltrace does
     raw = _ltrace("-x", "parse", str(build_c(PROGS / "dwarf_args.c", "dwarf_args_nog", ("-O1",))))
     assert any(ln.startswith("parse(0x") for ln in raw.stderr.splitlines()), raw.stderr
+
+
+@pytest.mark.parametrize("flags", [("-O1", "-static-pie"), ("-O1", "-static")], ids=["static-pie", "static"])
+def test_static_executables_with_x(build_c, flags: tuple[str, ...]) -> None:
+    """A static executable imports nothing (ltrace shows nothing, and neither do we by default), but -x
+    reaches libc's functions inside it, IFUNCs (strlen) included: the executable applies its IRELATIVE
+    relocations itself after its entry point, so they are caught on their resolvers' returns."""
+    if not Path("/usr/lib/x86_64-linux-gnu/libc.a").exists():
+        pytest.skip("no static libc (libc6-dev)")
+    exe = build_c(PROGS / "calls.c", "calls_" + flags[1].lstrip("-"), flags)
+    proc = _ltrace("-x", "malloc+strlen+getpid", str(exe), "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert sum(ln.startswith('strlen("hello")') and ln.endswith("= 5") for ln in lines) >= 2, proc.stderr
+    assert any(ln.startswith("malloc(16)") for ln in lines) and any(ln.startswith("malloc(17)") for ln in lines)
+    assert any(ln.startswith("getpid()") for ln in lines), proc.stderr
+    assert proc.stdout.count("hello 5") == 2
+    default = _ltrace(str(exe), "2")
+    assert default.stderr.splitlines() == ["+++ exited (status 0) +++"], default.stderr

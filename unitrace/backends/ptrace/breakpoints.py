@@ -363,15 +363,19 @@ class Breakpoints:
     def _find_syscall_insn(self, sp: Space, mods: list[tuple[str, int, int, int]]) -> int:
         from unitrace.stack.unwind import Maps
 
-        for m in Maps.of(sp.tgid).mappings:
-            if m.executable and m.path.startswith("/") and ("ld-linux" in m.path or "libc" in m.path):
-                try:
-                    code = self._read(sp, m.start, min(m.end - m.start, 1 << 20))
-                except OSError:
-                    continue
-                i = code.find(b"\x0f\x05")
-                if i >= 0:
-                    return m.start + i
+        # the loader's or libc's code first; a static executable has only its own (and the vDSO's): any
+        # `0f 05` will do, since execution starts exactly there
+        maps = [m for m in Maps.of(sp.tgid).mappings if m.executable and (m.path.startswith("/") or
+                                                                           m.path == "[vdso]")]
+        maps.sort(key=lambda m: (not ("ld-linux" in m.path or "libc" in m.path), m.path == "[vdso]"))
+        for m in maps:
+            try:
+                code = self._read(sp, m.start, min(m.end - m.start, 1 << 20))
+            except OSError:
+                continue
+            i = code.find(b"\x0f\x05")
+            if i >= 0:
+                return m.start + i
         del mods
         return 0
 
@@ -382,7 +386,10 @@ class Breakpoints:
             if path == sp.exe:
                 sp.main_lo, sp.main_hi = lo, hi
         sp.modules = {path: lo for path, _b, lo, _h in mods}
-        self._add_modules(sp, tid, mods, mods, late=False)
+        # a static(-PIE) executable applies its IRELATIVE relocations itself, after its entry point: its
+        # IFUNCs are caught on their resolvers' returns, as a dlopened library's are
+        static = [p for p, _b, _l, _h in mods] == [sp.exe]
+        self._add_modules(sp, tid, mods, mods, late=static)
         self._watch_loader(sp, tid, mods)
 
     def _slot(self, sp: Space, tid: int, module: str, lo: int, count: int) -> int:
