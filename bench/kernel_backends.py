@@ -58,12 +58,19 @@ int main(void) {
 # The anchor: what a plain Python reader of tracefs costs (an instance of our own, raw_syscalls scoped to
 # the command with set_event_pid, every line of trace_pipe read and counted).
 TRACE_PIPE_READER = r"""
-import os, subprocess, sys, threading
+import os, select, signal, sys, threading, time
 T = "/sys/kernel/tracing"; I = f"{T}/instances/unitrace-bench-anchor-{os.getpid()}"
-os.mkdir(I)
+def stop(signo, frame):
+    raise SystemExit(128 + signo)  # SIGTERM/SIGINT/SIGHUP: run the finally below, which removes the instance
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, stop)
 def w(p, s):
     fd = os.open(f"{I}/{p}", os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC); os.write(fd, s.encode()); os.close(fd)
+child = 0
+pipe = None
+reader = None
 try:
+    os.mkdir(I)
     w("buffer_size_kb", "32768")
     r, wfd = os.pipe()
     child = os.fork()
@@ -73,26 +80,65 @@ try:
     w("set_event_pid", str(child)); w("options/event-fork", "1")
     w("events/raw_syscalls/sys_enter/enable", "1"); w("events/raw_syscalls/sys_exit/enable", "1")
     count = [0]
-    pipe = open(f"{I}/trace_pipe", "rb", buffering=1 << 20)
-    def reader():
-        for line in pipe:
-            count[0] += 1
-    t = threading.Thread(target=reader, daemon=True); t.start()
+    done = threading.Event()
+    pipe = os.open(f"{I}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    def read_all():  # every line read and counted; never blocked for long, so it can always be told to stop
+        while True:
+            ready, _, _ = select.select([pipe], [], [], 0.1)
+            try:
+                data = os.read(pipe, 1 << 20) if ready else b""
+            except BlockingIOError:
+                data = b""
+            if data:
+                count[0] += data.count(b"\n")
+            elif done.is_set():
+                return
+    reader = threading.Thread(target=read_all, daemon=True); reader.start()
     os.close(wfd)
     os.waitpid(child, 0)
-    w("tracing_on", "0")
+    child = 0
 finally:
+    if child:
+        try:
+            os.kill(child, signal.SIGKILL); os.waitpid(child, 0)
+        except OSError:
+            pass
     try:
+        w("tracing_on", "0")
         w("events/enable", "0")
     except OSError:
         pass
-    import time
+    if reader is not None:
+        done.set()
+        reader.join(10)
+    if pipe is not None:
+        os.close(pipe)  # an open trace_pipe keeps the instance busy: rmdir fails with EBUSY
     for _ in range(100):
         try:
             os.rmdir(I); break
+        except FileNotFoundError:
+            break
         except OSError:
             time.sleep(0.05)
 """
+ANCHOR_PREFIX = "unitrace-bench-anchor-"
+
+
+def remove_stale_anchors() -> list[str]:
+    """Instances a killed anchor reader left behind (its pid is in the name and no longer alive)."""
+    root = Path("/sys/kernel/tracing/instances")
+    removed = []
+    for inst in sorted(root.glob(ANCHOR_PREFIX + "*")) if root.is_dir() else ():
+        pid = inst.name[len(ANCHOR_PREFIX):]
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            continue
+        try:
+            (inst / "events" / "enable").write_text("0")
+            inst.rmdir()
+            removed.append(inst.name)
+        except OSError as exc:
+            print(f"  could not remove {inst}: {exc}", file=sys.stderr)
+    return removed
 
 
 def build() -> dict[str, list[str]]:
@@ -165,13 +211,22 @@ def startup(exe: str, runs: int) -> dict[str, float]:
 
 
 def main() -> None:
-    from bench.harness import compare, report
-
     if os.geteuid() != 0:
         raise SystemExit("the kernel backends need root")
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     wanted = sys.argv[2:]
     print(f"kernel: {os.uname().release}, cpus: {os.cpu_count()}, runs per variant: {runs}")
+    for name in remove_stale_anchors():
+        print(f"removed a leftover tracefs instance: {name}")
+    try:
+        run(runs, wanted)
+    finally:
+        remove_stale_anchors()
+
+
+def run(runs: int, wanted: list[str]) -> None:
+    from bench.harness import compare, report
+
     built = build()
     first = built.pop("first_instruction")[0]
     for name, argv in built.items():
