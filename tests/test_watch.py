@@ -221,6 +221,7 @@ def test_heap_overrun_by_memset_in_another_thread(build_c: Callable[..., Path]) 
     overruns = [ev for ev in evs[1:] if ev["fields"]["new"] == 0x4242424242424242]
     assert overruns, out
     ev = overruns[0]
+    assert ev["fields"]["address"] == f"{victim:#x}" and ev["name"] == f"{victim:#x}"
     assert ev["tid"] != evs[0]["tid"] != ev["pid"]  # thread B, not the owner
     # the writer is memset (libc) or, were it inlined, scribble itself; either way the stack shows the call
     callers = frames_at(ev, "scribble")
@@ -339,3 +340,27 @@ def test_debug_register_encoding() -> None:
     assert dr7_value(1, [spec(8, "w")]) == 0x1 | (0b1001 << 16)
     assert dr7_value(4, [spec(8, "w"), spec(4, "rw"), spec(1, "w"), spec(2, "rw")]) == (
         0x55 | 0b1001 << 16 | 0b1111 << 20 | 0b0001 << 24 | 0b0111 << 28)
+
+
+def test_accessing_instruction_without_a_symbol_is_found_by_voting() -> None:
+    """No symbol gives the function's start (stripped code, JIT): the decodings from each byte before rip
+    agree on the instruction that ends there."""
+    from unitrace.backends.ptrace.watchpoints import Watchpoints
+
+    # push %rbp; mov %rsp,%rbp; mov 0x2ec8(%rip),%rax; add $1,%rax; mov %rax,0x2ebd(%rip)  <- the store
+    code = bytes.fromhex("55 4889e5 488b05c82e0000 4883c001 488905bd2e0000".replace(" ", ""))
+    base = 0x401000
+    store = base + len(code) - 7
+    padded = bytes(64) + code
+
+    class Mem:
+        def read(self, addr: int, size: int) -> bytes | None:
+            off = addr - (base - 64)
+            return padded[off:off + size] if off >= 0 and off + size <= len(padded) else None
+
+    class NoMaps:
+        def link_address(self, addr: int) -> None:
+            return None
+
+    w = Watchpoints((), notice=lambda pid, text: None)
+    assert w._writer(base + len(code), NoMaps(), Mem()) == (store, False)

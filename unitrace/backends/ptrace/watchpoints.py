@@ -351,8 +351,8 @@ class Watchpoints:
         new = int.from_bytes(raw_new, "little") if raw_new is not None else None
         old = int.from_bytes(raw_old, "little") if raw_old is not None else None
         top, site = frames[0], frames
-        fields: dict[str, object] = {"address": addr, "length": spec.length, "access": spec.access,
-                                     "old": old, "new": new, "ip": ip, "ip_exact": exact,
+        fields: dict[str, object] = {"address": f"{addr:#x}", "length": spec.length, "access": spec.access,
+                                     "old": old, "new": new, "ip": f"{ip:#x}", "ip_exact": exact,
                                      "function": top.symbol, "offset": site[-1].offset,
                                      "module": site[-1].module, "file": top.file, "line": top.line}
         stack = None
