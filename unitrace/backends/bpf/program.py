@@ -46,7 +46,7 @@ RINGBUF_PAGES_NONE = 256
 STREAM_ALL_SYSCALLS = 64  # a plan streaming at least this many syscalls counts as "every syscall"
 # the perf-buffer transport's pages per CPU (a power of two), by the same rule
 PERF_PAGES_ALL = 2048
-PERF_PAGES_SOME = 512
+PERF_PAGES_SOME = 1024
 PERF_PAGES_NONE = 64
 # Wake-ups are batched: records go out with BPF_RB_NO_WAKEUP until a CPU has written this fraction of the
 # ring (divided by the CPUs) since its last wake-up, which is then forced; the consumer also polls with a

@@ -25,7 +25,7 @@ from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
-DECODE_CHUNK = 2048  # records decoded between two drains of the kernel's buffer
+DECODE_CHUNK = 256  # records decoded between two drains of the kernel's buffer (about 2 ms of decoding)
 
 
 def import_bcc():  # type: ignore[no-untyped-def]
