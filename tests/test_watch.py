@@ -128,6 +128,24 @@ int main(void) {
 }
 """
 
+FORKER_C = r"""
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+long counter;
+int main(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        counter = 42; /* CHILD */
+        execl("/bin/true", "true", (char *)NULL);
+        _exit(1);
+    }
+    waitpid(pid, NULL, 0);
+    counter = 1; /* PARENT */
+    return 0;
+}
+"""
+
 MANY_C = r"""
 #include <stdio.h>
 long a, b, c, d, e;
@@ -243,6 +261,23 @@ def test_rw_watch_sees_a_read(build_c: Callable[..., Path]) -> None:
     # a write-only watch on the same program sees nothing
     quiet = unitrace("trace", "--json", "watch:&shared:8:w", "--", str(exe))
     assert quiet.returncode == 0 and watch_events(quiet.stdout) == []
+
+
+def test_forked_child_is_watched_with_follow_only(build_c: Callable[..., Path], tmp_path: Path) -> None:
+    exe = build_c(FORKER_C, "forker", FLAGS)
+    out = tmp_path / "fork.jsonl"
+    r = unitrace("trace", "--json", "-o", str(out), "watch:&counter:8:w", "--", str(exe))
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(ln) for ln in out.read_text().splitlines()]
+    evs = [ev for ev in lines if ev["kind"] == "watch"]
+    assert [(ev["fields"]["new"], ev["fields"]["line"]) for ev in evs] == [
+        (42, line_of(FORKER_C, "CHILD")), (1, line_of(FORKER_C, "PARENT"))]
+    assert evs[0]["pid"] != evs[1]["pid"]  # the child, then the parent (whose copy still held 0)
+    assert evs[1]["fields"]["old"] == 0
+    assert not [ev for ev in lines if ev["kind"] == "notice" and "not watching" in ev.get("text", "")]
+    quiet = unitrace("trace", "--json", "-o", str(out), "--no-follow", "watch:&counter:8:w", "--", str(exe))
+    assert quiet.returncode == 0, quiet.stderr
+    assert [ev["fields"]["new"] for ev in map(json.loads, out.read_text().splitlines()) if ev["kind"] == "watch"] == [1]
 
 
 def test_five_watchpoints_are_refused_before_anything_runs(build_c: Callable[..., Path], tmp_path: Path) -> None:

@@ -558,6 +558,7 @@ class PtraceSession:
         elif event in (px.PTRACE_EVENT_FORK, px.PTRACE_EVENT_VFORK, px.PTRACE_EVENT_CLONE):
             px.ptrace_quiet(px.PTRACE_GETEVENTMSG, pid, None, ctypes.addressof(self._eventmsg))
             child = self._eventmsg.value
+            known = child in self.tracees  # its first stop came (and was resumed) before this event
             c = self._tracee(child)
             if event == px.PTRACE_EVENT_CLONE:
                 c.tgid = _tgid_of(child) if c.tgid == child else c.tgid
@@ -566,6 +567,9 @@ class PtraceSession:
                 self.memories[child] = TraceeMemory(child)
             if self.bps is not None:
                 self.bps.on_fork(pid, t.tgid, child, thread=c.tgid != child)
+            if (w is not None and c.tgid == child and self.report_children and w.inherit(t.tgid, child)
+                    and known):
+                px.ptrace_quiet(px.PTRACE_INTERRUPT, child)  # armed at the stop this asks for
             self.batch.append(Event(EventKind.FORK, time.time_ns(), t.tgid, pid, fields={"child": child}))
             self._resume(t, 0)
         elif event == px.PTRACE_EVENT_EXEC:

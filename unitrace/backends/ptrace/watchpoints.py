@@ -8,7 +8,8 @@ How a watch is set, caught and taken away, and why this way:
   PTRACE_POKEUSER at offsetof(struct user, u_debugreg); the kernel checks every value (a kernel address
   or bad DR7 bits come back as EINVAL).
 - **Which process.** The started command once it has exec'd (its symbols are the new image's) and every
-  `-p` PID. A forked child gets no watchpoints (fork clears them too) and is not watched.
+  `-p` PID; with -f their forked children too (fork gives a child no debug registers: it is armed at its
+  first stop), each re-resolved when it execs.
 - **Symbols.** `&counter` is looked up in the ELF symbol table of the process's executable, plus the load
   bias /proc/PID/maps gives (as `user:` probes resolve functions). Checked before anything starts: the
   command's file (when it is ELF) or the `-p` process, and the address must be aligned to the length.
@@ -158,7 +159,8 @@ class Watchpoints:
 
         self.specs = specs
         self.notice = notice
-        self.roots: set[int] = set()  # processes to watch (the command after exec, -p PIDs)
+        self.roots: set[int] = set()  # processes to watch (the command after exec, -p PIDs, their forks)
+        self.forked: set[int] = set()  # of those, the forked children: quietly unwatched when they exec
         self.procs: dict[int, _Process] = {}
         self.events: list[Event] = []
         self.hits = 0
@@ -252,8 +254,20 @@ class Watchpoints:
         try:
             self.watch_process(tgid, mem)
         except TargetError as exc:
-            self.notice(tgid, f"not watching process {tgid}: {exc.message}")
+            if tgid not in self.forked:  # a child running another program (sh, ls) is no news
+                self.notice(tgid, f"not watching process {tgid}: {exc.message}")
             return False
+        return True
+
+    def inherit(self, parent: int, child: int) -> bool:
+        """A watched process forked (traced with -f): the child's copy of the memory is watched too, from
+        its first stop (fork gives it no debug registers)."""
+        p = self.procs.get(parent)
+        if p is None:
+            return False
+        self.procs[child] = _Process(child, p.addrs, p.dr7, list(p.values))
+        self.roots.add(child)
+        self.forked.add(child)
         return True
 
     def on_exit(self, tid: int, tgid: int) -> None:
@@ -262,6 +276,8 @@ class Watchpoints:
             p.armed.discard(tid)
             if tid == tgid:
                 self.procs.pop(tgid, None)
+                self.roots.discard(tgid)
+                self.forked.discard(tgid)
 
     # ---- hits -----------------------------------------------------------------------------------
     def on_trap(self, tid: int, tgid: int, si_code: int, mem: object, comm: str) -> bool:
