@@ -153,3 +153,83 @@ def test_buffer_sized_from_the_plan() -> None:
     assert plan(("getppid",), PrintAction(())).buffer_pages == program.RINGBUF_PAGES_SOME
     assert plan(every, AggregateAction("count", None)).buffer_pages == program.RINGBUF_PAGES_NONE
     assert plan(every, PrintAction(()), "perf").buffer_pages == program.PERF_PAGES_ALL
+
+
+def _ring_file(size: int, records: list[tuple[bytes, int]], start: int) -> tuple[int, int]:
+    """A memfd laid out as the kernel maps a BPF ring buffer (consumer page, producer page, the data twice),
+    holding `records` ((data, header flags)) written from position `start`; (fd, end position)."""
+    import mmap
+    import os
+    import struct
+
+    from unitrace.backends.bpf import ringbuf
+
+    page = mmap.PAGESIZE
+    data = bytearray(size)
+    pos = start
+    for payload, flags in records:
+        hdr = struct.pack("<II", len(payload) | flags, 0)
+        chunk = hdr + payload + b"\0" * (-(len(payload) + ringbuf.HDR_SZ) % 8)
+        for i, b in enumerate(chunk):
+            data[(pos + i) % size] = b
+        pos += len(chunk)
+    fd = os.memfd_create("ringbuf")
+    os.write(fd, struct.pack("<Q", start).ljust(page, b"\0") + struct.pack("<Q", pos).ljust(page, b"\0")
+             + bytes(data) * 2)
+    return fd, pos
+
+
+def test_ring_buffer_read_from_its_pages() -> None:
+    """Records are sliced out in order, across the wrap-around, skipping discarded ones and stopping at one
+    still being written; the consumer position moves past what was read, and only that."""
+    import os
+    import struct
+
+    from unitrace.backends.bpf import ringbuf
+
+    size = 4096
+    recs = [(b"a" * 160, 0), (b"b" * 13, ringbuf.DISCARD_BIT), (b"c" * 200, 0), (b"d" * 8, ringbuf.BUSY_BIT),
+            (b"e" * 8, 0)]
+    start = size * 3 - 100  # positions only grow; the first record wraps around the end of the data
+    fd, _end = _ring_file(size, recs, start=start)
+    try:
+        reader = ringbuf.RingBufReader(fd, size)
+        out: list[bytes] = []
+        assert reader.read(out) == 2
+        assert out == [b"a" * 160, b"c" * 200]
+        busy_at = start + 168 + 24 + 208
+        assert struct.unpack("<Q", os.pread(fd, 8, 0))[0] == busy_at
+        assert reader.read(out) == 0 and len(out) == 2  # still busy: nothing more
+        reader.close()
+    finally:
+        os.close(fd)
+
+
+def test_records_replayed_through_the_session_decoder() -> None:
+    """Header-only records take the fast path, records with parts the general one; both decode alike."""
+    from unitrace.backends.base import TraceTarget
+    from unitrace.backends.bpf.backend import BpfBackend
+    from unitrace.decode.table import get_table
+    from unitrace.model.probe import Probe, ProbePoint, SyscallTarget
+
+    nr = {n: get_table("x86_64").by_name[n].nr for n in ("getppid", "openat")}
+    probe = Probe((ProbePoint("syscall", SyscallTarget(("getppid", "openat"), ("getppid", "openat"))),))
+    backend = BpfBackend()
+    got: list = []
+    session = backend.start(backend.compile([probe], {}), TraceTarget(pids=(1,)), got.extend, {})
+    session._drain = lambda: None  # type: ignore[method-assign]
+    common = {"kind": record.KIND_SYSCALL, "pid": 7, "tid": 8, "comm": b"loop\0", "str_len": (-1, -1),
+              "buf_len": -1, "ibuf_len": -1, "ts": 1000, "dur": 50, "kstack": -1, "ustack": -1}
+    bare = record.pack({**common, "nr": nr["getppid"], "ret": 42})
+    path = b"/etc/hostname\0"
+    opened = record.pack({**common, "nr": nr["openat"], "ret": 3, "args": (0xFFFFFF9C, 0x1000, 0, 0, 0, 0),
+                          "str_addr": (0x1000, 0), "str_len": (len(path), -1), "parts": (path,)})
+    assert len(bare) == record.HEADER_SIZE and len(opened) == record.HEADER_SIZE + len(path)
+    session._raw = [bare, opened]
+    session._decode_pending()
+    session._flush()
+    getppid, openat = got
+    assert (getppid.name, getppid.pid, getppid.tid, getppid.comm, getppid.ret, getppid.ret_text,
+            getppid.duration_ns, getppid.args) == ("getppid", 7, 8, "loop", 42, "42", 50, ())
+    assert openat.name == "openat" and openat.args[:2] == ("AT_FDCWD", '"/etc/hostname"') and openat.ret == 3
+    assert getppid.ts_ns - 1000 == openat.ts_ns - 1000 == session._clock_offset

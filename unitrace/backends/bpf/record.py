@@ -80,6 +80,19 @@ SIGINFO_LEN = 48  # sizeof(struct kernel_siginfo): signo, errno, code and the 32
 RECORD = struct.Struct("<" + "".join(code for _, _, code in RECORD_FIELDS))
 HEADER = struct.Struct("<" + "".join(code for name, _, code in RECORD_FIELDS if name != "data"))
 HEADER_SIZE = HEADER.size
+
+
+def _header_index() -> dict[str, int]:
+    """Where each header field's first value is in HEADER.unpack's flat tuple (arrays take several)."""
+    out: dict[str, int] = {}
+    i = 0
+    for name, _, code in RECORD_FIELDS[:-1]:
+        out[name] = i
+        i += int(code[:-1]) if code[:-1].isdigit() and not code.endswith("s") else 1
+    return out
+
+
+HEADER_INDEX = _header_index()
 assert RECORD_FIELDS[-1][0] == "data" and RECORD.size == HEADER_SIZE + DATA_LEN
 
 

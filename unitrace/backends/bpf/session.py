@@ -21,10 +21,12 @@ from pathlib import Path
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.bpf import record
 from unitrace.backends.bpf.program import PERF_WAKEUP_EVENTS, POLL_MS, AggSpec, BpfPlan
+from unitrace.backends.bpf.ringbuf import RingBufReader, direct_read_supported
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+MAX_BACKLOG = 2_000_000  # records copied out and waiting to be decoded (~400 MB at most) before draining stops
 DECODE_CHUNK = 256  # records decoded between two drains of the kernel's buffer (about 2 ms of decoding)
 
 
@@ -114,6 +116,10 @@ class CapturedMemory:
         return s[: limit + 1]
 
 
+_NOTHING = CapturedMemory(record.Record(record.pack({"str_len": (-1, -1), "buf_len": -1, "ibuf_len": -1})), -1)
+_KIND = record.HEADER_INDEX["kind"]
+
+
 @dataclass
 class AggRow:
     spec: AggSpec
@@ -139,6 +145,7 @@ class BpfSession:
         self._closed = False
         self._batch: list[Event] = []
         self._raw: list[bytes] = []  # records copied out of the buffer, not decoded yet
+        self._reader: RingBufReader | None = None  # the ring buffer read from its mapped pages (x86-64)
         self._by_nr: dict[int, tuple[str, int]] = {}
         self._comms: dict[bytes, str] = {}
         self._clock_offset = 0
@@ -227,6 +234,8 @@ class BpfSession:
         if self.plan.transport == "perf":
             b[b"ut_events"].open_perf_buffer(self._on_perf_record, page_cnt=self.plan.buffer_pages,
                                              lost_cb=self._on_perf_lost, wakeup_events=PERF_WAKEUP_EVENTS)
+        elif direct_read_supported() and os.environ.get("UNITRACE_BPF_READER") != "bcc":
+            self._reader = RingBufReader(b[b"ut_events"].map_fd, self.plan.buffer_pages * 4096)
         else:
             b[b"ut_events"].open_ring_buffer(self._on_record)
         self._clock_offset = time.time_ns() - time.monotonic_ns()
@@ -264,11 +273,18 @@ class BpfSession:
         raws = self._raw
         Record = record.Record
         to_event = self._to_event
+        bare = self._bare_syscall
+        unpack = record.HEADER.unpack_from
+        header_size = record.HEADER_SIZE
         i = 0
         while i < len(raws):
             batch = self._batch
             for raw in raws[i: i + DECODE_CHUNK]:
-                ev = to_event(Record(raw))
+                if len(raw) == header_size:  # nothing captured: most syscalls, the fast path
+                    h = unpack(raw)
+                    ev = bare(h) if h[_KIND] == record.KIND_SYSCALL else to_event(Record(raw))
+                else:
+                    ev = to_event(Record(raw))
                 if ev is not None:
                     batch.append(ev)
             i += DECODE_CHUNK
@@ -278,16 +294,26 @@ class BpfSession:
         self._raw = []
 
     def _drain(self) -> None:
-        """Copy out whatever the kernel's buffer holds now, without waiting (the callbacks append to _raw)."""
+        """Copy out whatever the kernel's buffer holds now, without waiting (the callbacks append to _raw).
+        Past MAX_BACKLOG records waiting to be decoded, it leaves them in the kernel: a consumer that stays
+        slower than the producer then loses records, counted there, instead of growing without bound."""
         assert self._bpf is not None
-        if self.plan.transport == "perf":
+        if len(self._raw) > MAX_BACKLOG:
+            return
+        if self._reader is not None:
+            self._reader.read(self._raw)
+        elif self.plan.transport == "perf":
             self._bpf.perf_buffer_consume()
         else:
             self._bpf.ring_buffer_consume()
 
     def _poll(self, timeout_ms: int) -> None:
         assert self._bpf is not None
-        if self.plan.transport == "perf":
+        if self._reader is not None:
+            if not self._reader.read(self._raw):
+                self._reader.wait(timeout_ms)
+                self._reader.read(self._raw)
+        elif self.plan.transport == "perf":
             self._bpf.perf_buffer_poll(timeout_ms)
         else:
             self._bpf.ring_buffer_poll(timeout_ms)
@@ -325,6 +351,20 @@ class BpfSession:
         if comm is None:
             comm = self._comms[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
         return comm
+
+    def _bare_syscall(self, h: tuple) -> Event:  # type: ignore[type-arg]
+        """A syscall record without strings or buffers, from its unpacked header (record.HEADER's order)."""
+        (ts, dur, a0, a1, a2, a3, a4, a5, ret, _s0, _s1, _ia, pid, tid, probe, cpu, nr, _kind, kstack, ustack,
+         *_lens, comm) = h
+        args = (a0, a1, a2, a3, a4, a5)
+        name, _capture = self._by_nr.get(nr) or self._syscall_info(nr)
+        dec = self._decoder or self._syscall_decoder()
+        call = dec.enter(pid, nr, args, _NOTHING)
+        texts, ret_text, err = dec.exit(call, ret, _NOTHING)
+        return Event(EventKind.SYSCALL, ts + self._clock_offset, pid, tid, name, probe, cpu,
+                     self._comms.get(comm) or self._comm(comm), texts, args, ret, ret_text, err, dur,
+                     self._stack(ustack, kernel=False, pid=pid) if ustack >= 0 else None,
+                     self._stack(kstack, kernel=True) if kstack >= 0 else None)
 
     def _to_event(self, rec: record.Record) -> Event | None:
         ts = rec.ts + self._clock_offset
@@ -532,6 +572,9 @@ class BpfSession:
         self._closed = True
         if self._held is not None:
             self._held.abort()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
