@@ -139,7 +139,14 @@ def test_perf_buffer_transport_is_chosen_by_kernel_release() -> None:
 def test_buffer_sized_from_the_plan() -> None:
     from unitrace.backends.bpf import program
     from unitrace.decode.table import get_table
-    from unitrace.model.probe import AggregateAction, PrintAction, Probe, ProbePoint, SyscallTarget
+    from unitrace.model.probe import (
+        AggregateAction,
+        PrintAction,
+        Probe,
+        ProbePoint,
+        SyscallTarget,
+        TracepointTarget,
+    )
 
     every = tuple(sorted(get_table("x86_64").by_name))
     def plan(names: tuple[str, ...], action: object, transport: str = "ringbuf") -> program.BpfPlan:
@@ -147,12 +154,14 @@ def test_buffer_sized_from_the_plan() -> None:
         return program.generate([probe], scoped=True, arch="x86_64", transport=transport, ncpus=2)
 
     p = plan(every, PrintAction(()))
-    assert p.buffer_pages == program.RINGBUF_PAGES_ALL
-    assert f"BPF_RINGBUF_OUTPUT(ut_events, {program.RINGBUF_PAGES_ALL});" in p.source
-    assert f"#define UT_WAKE_BYTES {program.RINGBUF_PAGES_ALL * 4096 // 4 // 2}" in p.source
-    assert plan(("getppid",), PrintAction(())).buffer_pages == program.RINGBUF_PAGES_SOME
+    assert p.buffer_pages == program.RINGBUF_PAGES_SYSCALLS
+    assert f"BPF_RINGBUF_OUTPUT(ut_events, {program.RINGBUF_PAGES_SYSCALLS});" in p.source
+    assert f"#define UT_WAKE_BYTES {program.RINGBUF_PAGES_SYSCALLS * 4096 // 4 // 2}" in p.source
+    assert plan(("getppid",), PrintAction(())).buffer_pages == program.RINGBUF_PAGES_SYSCALLS
     assert plan(every, AggregateAction("count", None)).buffer_pages == program.RINGBUF_PAGES_NONE
-    assert plan(every, PrintAction(()), "perf").buffer_pages == program.PERF_PAGES_ALL
+    assert plan(every, PrintAction(()), "perf").buffer_pages == program.PERF_PAGES_SYSCALLS
+    tp = Probe((ProbePoint("tracepoint", TracepointTarget("sched", "sched_process_exec")),))
+    assert program.generate([tp], scoped=True, arch="x86_64").buffer_pages == program.RINGBUF_PAGES_OTHER
 
 
 def _ring_file(size: int, records: list[tuple[bytes, int]], start: int) -> tuple[int, int]:

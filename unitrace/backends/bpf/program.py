@@ -36,17 +36,17 @@ from unitrace.model.probe import (
     UserTarget,
 )
 
-# Ring buffer sizes (pages, a power of two), chosen from the plan: a program that streams every syscall (or
-# very many) gets 64 MiB, one that streams some records 16 MiB, one that only aggregates in the kernel 1 MiB
-# (its records are strace mode's lifecycle ones at most). Records are variable-sized (record.py), a bare
-# syscall is HEADER_SIZE bytes, so 64 MiB holds about 400,000 of them before the consumer must have caught up.
-RINGBUF_PAGES_ALL = 16384
-RINGBUF_PAGES_SOME = 4096
+# Ring buffer sizes (pages, a power of two), chosen from the plan: a program that streams syscall records gets
+# 64 MiB (a tight loop makes a million a second, and the consumer may be off the CPU for a while on a busy
+# machine), one that streams other records 16 MiB, one that only aggregates in the kernel 1 MiB (its
+# records are strace mode's lifecycle ones at most). Records are variable-sized (record.py): a syscall
+# without strings or buffers is HEADER_SIZE bytes, so 64 MiB holds about 400,000 of them.
+RINGBUF_PAGES_SYSCALLS = 16384
+RINGBUF_PAGES_OTHER = 4096
 RINGBUF_PAGES_NONE = 256
-STREAM_ALL_SYSCALLS = 64  # a plan streaming at least this many syscalls counts as "every syscall"
 # the perf-buffer transport's pages per CPU (a power of two), by the same rule
-PERF_PAGES_ALL = 2048
-PERF_PAGES_SOME = 1024
+PERF_PAGES_SYSCALLS = 2048
+PERF_PAGES_OTHER = 1024
 PERF_PAGES_NONE = 64
 # Wake-ups are batched: records go out with BPF_RB_NO_WAKEUP until a CPU has written this fraction of the
 # ring (divided by the CPUs) since its last wake-up, which is then forced; the consumer also polls with a
@@ -621,19 +621,17 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out.close()
         out()
 
-    pages = buffer_pages(transport, streamed, sysmask, tracepoints, attach)
+    pages = buffer_pages(transport, streamed, sysmask)
     out.lines[transport_at:transport_at] = _transport_c(transport, pages, ncpus or os.cpu_count() or 1)
     return BpfPlan(out.text(), sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
                    bool(syscall_probes), arch, follow, lifecycle, transport, pages)
 
 
-def buffer_pages(transport: str, streamed: set[int], sysmask: dict[int, int], tracepoints: dict[int, object],
-                 attach: Sequence[Attach]) -> int:
-    """How big the output buffer is: by how much the plan streams (RINGBUF_PAGES_*, PERF_PAGES_*)."""
-    all_, some, none = ((PERF_PAGES_ALL, PERF_PAGES_SOME, PERF_PAGES_NONE) if transport == "perf" else
-                        (RINGBUF_PAGES_ALL, RINGBUF_PAGES_SOME, RINGBUF_PAGES_NONE))
+def buffer_pages(transport: str, streamed: set[int], sysmask: dict[int, int]) -> int:
+    """How big the output buffer is: by what the plan streams (RINGBUF_PAGES_*, PERF_PAGES_*)."""
+    syscalls, other, none = ((PERF_PAGES_SYSCALLS, PERF_PAGES_OTHER, PERF_PAGES_NONE) if transport == "perf" else
+                             (RINGBUF_PAGES_SYSCALLS, RINGBUF_PAGES_OTHER, RINGBUF_PAGES_NONE))
     if not streamed:
         return none
     streamed_mask = sum(1 << i for i in streamed)
-    n_syscalls = sum(1 for bits in sysmask.values() if bits & streamed_mask)
-    return all_ if n_syscalls >= STREAM_ALL_SYSCALLS else some
+    return syscalls if any(bits & streamed_mask for bits in sysmask.values()) else other
