@@ -7,9 +7,12 @@ a plain Python reader of raw_syscalls through trace_pipe (the anchor for the ftr
 wall time, ratio to untraced, µs added per syscall, and for each unitrace stream the events written and lost
 (one extra run with the stats line read back). No thresholds: read the ratios.
 
-Then, side by side in the same run: start-up to the first event (tracer launched -> the traced command's
+Then what each tracer adds inside the traced program, start-up excluded (the getppid loop timing itself);
+and, side by side in the same run: start-up to the first event (tracer launched -> the traced command's
 first instruction, which the kernel backends hold until tracing is on), for bpftrace and unitrace bpf; and
-the consumer's rate (events written per second of the streaming run).
+the consumer's rate (events written per second of the streaming run). Last, the bpf consumer alone: the
+ring buffer's copy-out rate in a live run, and that run's records replayed through decoding and the JSON
+sink (records/s).
 
     python bench/kernel_backends.py [RUNS] [WORKLOAD ...]      (as root)
 """
@@ -40,6 +43,20 @@ int main(void) { for (int i = 0; i < 200000; i++) syscall(SYS_getppid); return 0
 int main(void) {
     struct timespec t; clock_gettime(CLOCK_REALTIME, &t);
     printf("%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+    return 0;
+}
+""",
+    "getppid_timed": r"""
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+int main(void) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 200000; i++) syscall(SYS_getppid);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    fprintf(stderr, "loop_ns %lld\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
     return 0;
 }
 """,
@@ -181,6 +198,95 @@ def stream_stats(backend: str, argv: list[str]) -> dict[str, object]:
         return json.loads(last)
 
 
+def in_loop(argv: list[str], runs: int) -> None:
+    """What each tracer adds inside the traced program, without its start-up: the 200k-getppid loop times
+    itself (CLOCK_MONOTONIC around the loop, printed on stderr). Variants in alternation, medians."""
+    import re
+    import statistics
+
+    chosen = {k: v for k, v in variants(argv).items() if k != "trace_pipe reader"}
+    samples: dict[str, list[int]] = {k: [] for k in chosen}
+    for _ in range(runs):
+        for name, cmd in chosen.items():
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            m = re.search(r"loop_ns (\d+)", proc.stderr)
+            if m:
+                samples[name].append(int(m.group(1)))
+    print("\n== inside the traced program: the 200k-getppid loop timing itself (median) ==")
+    base = statistics.median(samples["untraced"]) if samples.get("untraced") else None
+    for name, ns in samples.items():
+        if not ns:
+            print(f"  {name:28s} no timing (the command failed)")
+            continue
+        mid = statistics.median(ns)
+        added = f"{(mid - base) / 200_000 / 1000:6.2f} µs/call added" if base is not None and name != "untraced" else ""
+        print(f"  {name:28s} {mid / 1e6:8.1f} ms  {added}")
+
+
+def consumer(argv: list[str], probe_text: str = "syscall:*") -> None:
+    """The bpf consumer alone, in this process: one live run of `unitrace trace PROBE --json` (the session,
+    the probe router and the JSON-lines sink to /dev/null) with the ring buffer's copy-out timed (records
+    sliced from the mapped pages), then every record of that run replayed through decoding, routing and
+    the JSON sink, timed alone (best of 3). Reaches into the session's internals: a measurement, not an API."""
+    import time
+
+    from unitrace.backends.base import TraceTarget
+    from unitrace.backends.bpf.backend import BpfBackend
+    from unitrace.lang import parse_program
+    from unitrace.runner import ProbeRouter, resolve_program
+    from unitrace.sinks.jsonl import JsonLinesSink
+
+    prog = resolve_program(parse_program(probe_text))
+    backend = BpfBackend()
+    compiled = backend.compile(prog.probes, {})
+
+    def emit_to_json() -> object:
+        sink = JsonLinesSink(open(os.devnull, "w"))  # noqa: SIM115
+        router = ProbeRouter(prog.probes, compiled.data["residuals"])
+
+        def emit(batch: list) -> None:  # type: ignore[type-arg]
+            routed = router.route(batch)
+            if routed:
+                sink.feed(routed)
+        return emit
+
+    copied: list[bytes] = []
+    took = [0.0]
+    session = backend.start(compiled, TraceTarget(command=tuple(argv)), emit_to_json(), {})  # type: ignore[arg-type]
+    with session:
+        reader = session._reader
+        if reader is not None:
+            read = reader.read
+
+            def timed_read(out: list[bytes]) -> int:
+                t0 = time.perf_counter()
+                n = read(out)
+                took[0] += time.perf_counter() - t0
+                copied.extend(out[len(out) - n:])
+                return n
+            reader.read = timed_read  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        session.run()
+        wall = time.perf_counter() - t0
+    if not copied:
+        print("  (no direct ring-buffer reader here: nothing to time)")
+        return
+    sizes = [len(r) for r in copied]
+    print(f"  live: {session.stats.events} events, {session.stats.lost} lost, {wall:.2f} s from release to the "
+          f"last line; records {min(sizes)}-{max(sizes)} bytes, mean {sum(sizes) / len(sizes):.0f}")
+    print(f"  copy-out from the ring buffer: {len(copied) / took[0]:,.0f} records/s")
+    replay = backend.start(compiled, TraceTarget(command=tuple(argv)), emit_to_json(), {})  # type: ignore[arg-type]
+    replay._drain = lambda: None  # type: ignore[method-assign]
+    best = float("inf")
+    for _ in range(4):  # the first one warms the decoder's caches
+        replay._raw = list(copied)
+        t0 = time.perf_counter()
+        replay._decode_pending()
+        replay._flush()
+        best = min(best, time.perf_counter() - t0)
+    print(f"  decode + route + JSON lines: {len(copied) / best:,.0f} records/s ({best * 1e6 / len(copied):.2f} µs each)")
+
+
 def startup(exe: str, runs: int) -> dict[str, float]:
     """Median seconds from launching each tracer to the traced command's first instruction."""
     import statistics
@@ -229,6 +335,7 @@ def run(runs: int, wanted: list[str]) -> None:
 
     built = build()
     first = built.pop("first_instruction")[0]
+    timed = built.pop("getppid_timed")
     for name, argv in built.items():
         if wanted and name not in wanted:
             continue
@@ -241,6 +348,12 @@ def run(runs: int, wanted: list[str]) -> None:
             wall = result.median(f"unitrace {backend} stream", "wall_s")
             rate = f", consumer {int(stats['events']) / wall:,.0f} events/s" if stats.get("events") and wall else ""
             print(f"  unitrace {backend} stream: {stats.get('events')} events written, {stats.get('lost')} lost{rate}")
+    if not wanted or "getppid_loop" in wanted:
+        in_loop(timed, runs)
+    for name, argv in built.items():
+        if not wanted or name in wanted:
+            print(f"\n== the bpf consumer alone, {name} (unitrace trace 'syscall:*' --json, in this process) ==")
+            consumer(argv)
     print("\n== start-up to the traced command's first instruction (median) ==")
     for name, seconds in startup(first, runs).items():
         print(f"  {name:32s} {seconds:6.2f} s")
