@@ -159,7 +159,9 @@ def test_buffer_sized_from_the_plan() -> None:
     assert f"#define UT_WAKE_BYTES {program.RINGBUF_PAGES_SYSCALLS * 4096 // 4 // 2}" in p.source
     assert plan(("getppid",), PrintAction(())).buffer_pages == program.RINGBUF_PAGES_SYSCALLS
     assert plan(every, AggregateAction("count", None)).buffer_pages == program.RINGBUF_PAGES_NONE
-    assert plan(every, PrintAction(()), "perf").buffer_pages == program.PERF_PAGES_SYSCALLS
+    assert plan(every, PrintAction(()), "perf").buffer_pages == program.RINGBUF_PAGES_SYSCALLS // 2  # 2 CPUs
+    assert program.buffer_pages("perf", {0}, {39: 1}, ncpus=6) == program.RINGBUF_PAGES_SYSCALLS // 8
+    assert program.buffer_pages("perf", set(), {39: 1}, ncpus=64) == program.PERF_PAGES_MIN
     tp = Probe((ProbePoint("tracepoint", TracepointTarget("sched", "sched_process_exec")),))
     assert program.generate([tp], scoped=True, arch="x86_64").buffer_pages == program.RINGBUF_PAGES_OTHER
 

@@ -44,10 +44,9 @@ from unitrace.model.probe import (
 RINGBUF_PAGES_SYSCALLS = 16384
 RINGBUF_PAGES_OTHER = 4096
 RINGBUF_PAGES_NONE = 256
-# the perf-buffer transport's pages per CPU (a power of two), by the same rule
-PERF_PAGES_SYSCALLS = 2048
-PERF_PAGES_OTHER = 1024
-PERF_PAGES_NONE = 64
+# the perf-buffer transport: the same total split over the CPUs' buffers (a record lands in the buffer of the
+# CPU it was made on, and one busy thread stays on one CPU for a while), at least PERF_PAGES_MIN pages each
+PERF_PAGES_MIN = 64
 # Wake-ups are batched: records go out with BPF_RB_NO_WAKEUP until a CPU has written this fraction of the
 # ring (divided by the CPUs) since its last wake-up, which is then forced; the consumer also polls with a
 # timeout, so a quiet tail is read within POLL_MS. (bcc 0.26 has no map method for bpf_ringbuf_query, so
@@ -621,17 +620,23 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out.close()
         out()
 
-    pages = buffer_pages(transport, streamed, sysmask)
-    out.lines[transport_at:transport_at] = _transport_c(transport, pages, ncpus or os.cpu_count() or 1)
+    ncpus = ncpus or os.cpu_count() or 1
+    pages = buffer_pages(transport, streamed, sysmask, ncpus)
+    out.lines[transport_at:transport_at] = _transport_c(transport, pages, ncpus)
     return BpfPlan(out.text(), sysmask, tuple(attach), tracepoints, residuals, tuple(aggs), frozenset(streamed),
                    bool(syscall_probes), arch, follow, lifecycle, transport, pages)
 
 
-def buffer_pages(transport: str, streamed: set[int], sysmask: dict[int, int]) -> int:
-    """How big the output buffer is: by what the plan streams (RINGBUF_PAGES_*, PERF_PAGES_*)."""
-    syscalls, other, none = ((PERF_PAGES_SYSCALLS, PERF_PAGES_OTHER, PERF_PAGES_NONE) if transport == "perf" else
-                             (RINGBUF_PAGES_SYSCALLS, RINGBUF_PAGES_OTHER, RINGBUF_PAGES_NONE))
+def buffer_pages(transport: str, streamed: set[int], sysmask: dict[int, int], ncpus: int = 1) -> int:
+    """How big the output buffer is, by what the plan streams (RINGBUF_PAGES_*); for the perf transport,
+    the pages of each CPU's buffer (a power of two)."""
     if not streamed:
-        return none
-    streamed_mask = sum(1 << i for i in streamed)
-    return syscalls if any(bits & streamed_mask for bits in sysmask.values()) else other
+        pages = RINGBUF_PAGES_NONE
+    else:
+        streamed_mask = sum(1 << i for i in streamed)
+        pages = (RINGBUF_PAGES_SYSCALLS if any(bits & streamed_mask for bits in sysmask.values()) else
+                 RINGBUF_PAGES_OTHER)
+    if transport != "perf":
+        return pages
+    per_cpu = max(PERF_PAGES_MIN, pages // max(1, ncpus))
+    return 1 << (per_cpu.bit_length() - 1)
