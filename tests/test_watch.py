@@ -146,6 +146,22 @@ int main(void) {
 }
 """
 
+SELFTRAP_C = r"""
+#include <signal.h>
+#include <stdio.h>
+long counter;
+static volatile int traps;
+static void on_trap(int sig) { (void)sig; traps++; }
+int main(void) {
+    signal(SIGTRAP, on_trap);
+    raise(SIGTRAP);
+    counter = 3; /* STORE */
+    __asm__ volatile("int3");
+    printf("traps=%d counter=%ld\n", traps, counter);
+    return 0;
+}
+"""
+
 MANY_C = r"""
 #include <stdio.h>
 long a, b, c, d, e;
@@ -278,6 +294,16 @@ def test_forked_child_is_watched_with_follow_only(build_c: Callable[..., Path], 
     quiet = unitrace("trace", "--json", "-o", str(out), "--no-follow", "watch:&counter:8:w", "--", str(exe))
     assert quiet.returncode == 0, quiet.stderr
     assert [ev["fields"]["new"] for ev in map(json.loads, out.read_text().splitlines()) if ev["kind"] == "watch"] == [1]
+
+
+def test_only_our_sigtraps_are_swallowed(build_c: Callable[..., Path]) -> None:
+    """The program's own SIGTRAPs (raise, int3) reach its handler; the watchpoint's never does."""
+    exe = build_c(SELFTRAP_C, "selftrap", FLAGS)
+    r = unitrace("trace", "watch:&counter:8:w", "--", str(exe))
+    assert r.returncode == 0, r.stderr
+    assert "traps=2 counter=3" in r.stdout
+    hits = [ln for ln in r.stdout.splitlines() if "watch &counter:" in ln]
+    assert len(hits) == 1 and hits[0].endswith(f".c:{line_of(SELFTRAP_C, 'STORE')}"), r.stdout
 
 
 def test_five_watchpoints_are_refused_before_anything_runs(build_c: Callable[..., Path], tmp_path: Path) -> None:
