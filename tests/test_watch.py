@@ -425,3 +425,14 @@ def test_accessing_instruction_without_a_symbol_is_found_by_voting() -> None:
 
     w = Watchpoints((), notice=lambda pid, text: None)
     assert w._writer(base + len(code), NoMaps(), Mem()) == (store, False)
+
+
+def test_predicates_on_the_watched_values(build_c: Callable[..., Path], tmp_path: Path) -> None:
+    exe = build_c(COUNTER_C, "counter", FLAGS)
+    out = tmp_path / "pred.jsonl"
+    r = unitrace("trace", "--json", "-o", str(out), 'watch:&counter:8:w /new == 2 && function == "bump"/',
+                 "--", str(exe))
+    assert r.returncode == 0, r.stderr
+    assert [(ev["fields"]["old"], ev["fields"]["new"]) for ev in watch_events(out.read_text())] == [(1, 2)]
+    typo = unitrace("trace", "watch:&counter:8:w /nwe == 2/", "--", str(exe))
+    assert typo.returncode == 2 and "unknown name 'nwe'" in typo.stderr and "did you mean new?" in typo.stderr

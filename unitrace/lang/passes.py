@@ -207,6 +207,7 @@ def _known_names(points: tuple[ProbePoint, ...], arch: str) -> set[str] | None:
     for point in points:
         if isinstance(point.target, TracepointTarget):
             return None
+        names.update(KINDS[point.kind].names)
         if isinstance(point.target, SyscallTarget):
             table = _table(arch)
             for n in point.target.names:

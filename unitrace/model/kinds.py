@@ -247,6 +247,8 @@ class KindSpec:
     # Does an event of this kind at the entry site carry ret/errno/duration? (a syscall event is strace's
     # whole line, entry and result together)
     result_at_entry: bool = False
+    # names an expression may use on this kind's events besides the builtins (the event's fields)
+    names: tuple[str, ...] = ()
 
 
 KINDS: dict[str, KindSpec] = {
@@ -264,7 +266,8 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("user", ("u", "uprobe", "uretprobe"), (Site.ENTRY, Site.RETURN), _user,
                  "functions in programs and libraries", "user:libc:malloc", ("uretprobe",)),
         KindSpec("watch", ("w", "watchpoint"), (Site.ENTRY,), _watch,
-                 "hardware watchpoints on memory", "watch:&counter:8:w"),
+                 "hardware watchpoints on memory", "watch:&counter:8:w",
+                 names=("old", "new", "length", "access", "function", "file", "line")),
     )
 }
 
