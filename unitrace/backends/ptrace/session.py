@@ -376,7 +376,8 @@ class PtraceSession:
         if self.batch:
             batch, self.batch = self.batch, []
             if not self.report_children and (self.bps is not None or self.watch is not None):
-                batch = [e for e in batch if e.pid == self.root or e.kind is EventKind.NOTICE]
+                pids = self.target.pids  # every -p PID was asked for, not only the first
+                batch = [e for e in batch if e.pid == self.root or e.kind is EventKind.NOTICE or e.pid in pids]
                 if not batch:
                     return
             self.stats.events += len(batch)
