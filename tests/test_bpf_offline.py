@@ -244,3 +244,27 @@ def test_records_replayed_through_the_session_decoder() -> None:
             getppid.duration_ns, getppid.args) == ("getppid", 7, 8, "loop", 42, "42", 50, ())
     assert openat.name == "openat" and openat.args[:2] == ("AT_FDCWD", '"/etc/hostname"') and openat.ret == 3
     assert getppid.ts_ns - 1000 == openat.ts_ns - 1000 == session._clock_offset
+
+
+def test_records_drained_while_decoding_are_all_decoded() -> None:
+    """Records the drain between two chunks brings in are decoded too, whether the chunk before was full or
+    short (a short first chunk once made the loop skip what the drain appended)."""
+    from unitrace.backends.base import TraceTarget
+    from unitrace.backends.bpf import session as bpf_session
+    from unitrace.backends.bpf.backend import BpfBackend
+    from unitrace.decode.table import get_table
+    from unitrace.model.probe import Probe, ProbePoint, SyscallTarget
+
+    nr = get_table("x86_64").by_name["getppid"].nr
+    probe = Probe((ProbePoint("syscall", SyscallTarget(("getppid",), ("getppid",))),))
+    backend = BpfBackend()
+    got: list = []
+    session = backend.start(backend.compile([probe], {}), TraceTarget(pids=(1,)), got.extend, {})
+    rec = record.pack({"kind": record.KIND_SYSCALL, "nr": nr, "pid": 7, "tid": 7, "str_len": (-1, -1),
+                       "buf_len": -1, "ibuf_len": -1, "kstack": -1, "ustack": -1})
+    arrivals = [[rec] * 3, [rec] * (bpf_session.DECODE_CHUNK - 3), [rec] * (2 * bpf_session.DECODE_CHUNK + 5), []]
+    session._drain = lambda: session._raw.extend(arrivals.pop(0) if arrivals else [])  # type: ignore[method-assign]
+    session._raw = [rec, rec]
+    session._decode_pending()
+    session._flush()
+    assert len(got) == 2 + 3 + (bpf_session.DECODE_CHUNK - 3) + 2 * bpf_session.DECODE_CHUNK + 5

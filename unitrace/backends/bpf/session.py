@@ -279,7 +279,8 @@ class BpfSession:
         i = 0
         while i < len(raws):
             batch = self._batch
-            for raw in raws[i: i + DECODE_CHUNK]:
+            chunk = raws[i: i + DECODE_CHUNK]
+            for raw in chunk:
                 if len(raw) == header_size:  # nothing captured: most syscalls, the fast path
                     h = unpack(raw)
                     ev = bare(h) if h[_KIND] == record.KIND_SYSCALL else to_event(Record(raw))
@@ -287,7 +288,7 @@ class BpfSession:
                     ev = to_event(Record(raw))
                 if ev is not None:
                     batch.append(ev)
-            i += DECODE_CHUNK
+            i += len(chunk)  # not DECODE_CHUNK: a short chunk's successors come from the drain below
             self._drain()  # appends to raws
             if len(raws) > i:
                 self._flush()
