@@ -5,7 +5,8 @@ Shape of the generated program:
   strings read from user memory) per thread, sys_exit decides per probe (a bit in `ut_sysmask[nr]`)
   whether the predicate holds and runs the probe's actions;
 - each tracepoint, kprobe and uprobe probe gets a function of its own;
-- `print` actions reserve a record (record.py) in the ring buffer; aggregations update `ut_aggs`, keyed
+- `print` actions build a record (record.py: a header plus only the captured parts) in the per-CPU scratch
+  `ut_out` and copy it out with ut_emit (ring buffer or perf buffer); aggregations update `ut_aggs`, keyed
   by probe, aggregation slot, up to two numeric keys, comm and a histogram bucket;
 - a started command and its descendants are followed in the kernel: `ut_pids` is seeded with the
   command's pid and grows on sched_process_fork (bpftrace cannot do this, its issue #4839).
@@ -314,14 +315,12 @@ def _lifecycle_record(out: _Emitter, kind: int, tgid: str = "tgid", tid: str = "
 def _lifecycle(out: _Emitter, follow: bool) -> None:
     """strace mode: records for signals delivered, threads exiting and forks, so the front end can print
     `--- SIGX {...} ---`, `+++ exited with N +++` and follow the process tree as strace does."""
-    def reserve(kind: int, tid: str = "tid", tgid: str = "tgid") -> None:
-        _lifecycle_record(out, kind, tgid, tid)
 
     # raw: the tracepoint's own fields lack the siginfo the line shows (si_pid, si_status, ...)
     out.open("RAW_TRACEPOINT_PROBE(signal_deliver)")
     out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
     out("if (!ut_in_scope(tgid, tid)) return 0;")
-    reserve(record.KIND_SIGNAL)
+    _lifecycle_record(out, record.KIND_SIGNAL)
     out("r->nr = (s32)ctx->args[0]; r->buf_len = " + str(record.SIGINFO_LEN) + ";")
     out(f"bpf_probe_read_kernel(r->data, {record.SIGINFO_LEN}, (void *)ctx->args[1]);")
     out("bpf_probe_read_kernel(&r->args[0], sizeof(u64), (void *)ctx->args[2]);  /* ka->sa.sa_handler */")
