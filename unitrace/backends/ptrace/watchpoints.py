@@ -291,6 +291,9 @@ class Watchpoints:
         fired = [i for i in range(len(p.addrs)) if dr6 >> i & 1]
         if not fired:
             return False
+        # the values first: the process's other threads keep running while this one is decoded (the first
+        # hit in a library loads its symbols and line tables, milliseconds), and may write meanwhile
+        values = {i: mem.read(p.addrs[i], self.specs[i].length) for i in fired}
         px.poke_debugreg(tid, px.DR_STATUS, 0)
         if px.raw_ptrace(px.PTRACE_GETREGS, tid, None, self._regs_addr) < 0:
             return True
@@ -306,7 +309,7 @@ class Watchpoints:
         now = time.time_ns()
         for i in fired:
             self.hits += 1
-            self.events.append(self._event(p, i, tid, comm, now, regs, site, mem))
+            self.events.append(self._event(p, i, tid, comm, now, regs, site, mem, values[i]))
         return True
 
     def _maps(self, p: _Process, rip: int):  # type: ignore[no-untyped-def]
@@ -358,10 +361,9 @@ class Watchpoints:
         return (votes.most_common(1)[0][0], False) if votes else (rip, False)
 
     def _event(self, p: _Process, i: int, tid: int, comm: str, now: int, regs: tuple[int, ...],
-               site: tuple[int, bool, list[Frame]], mem) -> Event:  # type: ignore[no-untyped-def]
+               site: tuple[int, bool, list[Frame]], mem, raw_new: bytes | None) -> Event:  # type: ignore[no-untyped-def]
         ip, exact, frames = site
         spec, addr = self.specs[i], p.addrs[i]
-        raw_new = mem.read(addr, spec.length)
         raw_old = p.values[i]
         p.values[i] = raw_new
         new = int.from_bytes(raw_new, "little") if raw_new is not None else None
