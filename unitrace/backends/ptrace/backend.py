@@ -22,6 +22,8 @@ def _syscalls(probes: Sequence[Probe]) -> frozenset[str]:
 def _user_specs(probes: Sequence[Probe]) -> tuple[object, ...]:
     """Breakpoint specs of the `user:` points: the binary "" is the traced program, a short name a
     library glob (`libc` matches libc.so.6), a path that file."""
+    if not any(isinstance(pt.target, UserTarget) for p in probes for pt in p.points):
+        return ()  # the breakpoint engine stays unimported: strace's start-up
     from unitrace.backends.ptrace.breakpoints import UserSpec
 
     specs = []
@@ -37,6 +39,8 @@ def _user_specs(probes: Sequence[Probe]) -> tuple[object, ...]:
 def _watch_specs(probes: Sequence[Probe]) -> tuple[object, ...]:
     """Debug-register specs of the `watch:` points, in register order (DR0 first); more than x86's four
     is an error naming the fifth point's probe."""
+    if not any(isinstance(pt.target, WatchTarget) for p in probes for pt in p.points):
+        return ()
     from unitrace.backends.ptrace.watchpoints import WatchSpec, check_count
 
     specs = []

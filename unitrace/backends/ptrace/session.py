@@ -34,14 +34,17 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ptrace import sys as px
-from unitrace.backends.ptrace.breakpoints import Breakpoints
 from unitrace.backends.ptrace.memory import TraceeMemory
-from unitrace.backends.ptrace.watchpoints import Watchpoints
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, SessionStats
+
+if TYPE_CHECKING:  # imported when a session has breakpoints or watchpoints: not on strace's start-up path
+    from unitrace.backends.ptrace.breakpoints import Breakpoints
+    from unitrace.backends.ptrace.watchpoints import Watchpoints
 
 SYSCALL_TRAP = signal.SIGTRAP | 0x80
 SYSCALL_STOP_STATUS = (SYSCALL_TRAP << 8) | 0x7F  # WIFSTOPPED, SIGTRAP|0x80, no ptrace event
