@@ -243,6 +243,8 @@ class PtraceSession:
         specs = program.data.get("watch_specs")
         if not specs:
             return None
+        from unitrace.backends.ptrace.watchpoints import Watchpoints
+
         return Watchpoints(tuple(specs), self._notice)  # type: ignore[arg-type]
 
     # ---- context manager ------------------------------------------------------------------------
