@@ -358,3 +358,23 @@ def test_syscall_texts_are_made_when_read_and_stacks_still_attach(tracefs_root: 
     assert last.args == session._decode_syscall("openat", last.raw_args, last.ret)[0]
     assert any(e.kstack for e in opens), "the entry's stack record was not attached"
     assert _leftovers(tracefs_root) == []
+
+
+def test_calls_that_never_return_are_reported_at_entry(tracefs_root: Path, build_c) -> None:
+    """exit and exit_group have no exit record: each is an event made at its entry, `= ?` as strace
+    prints it (a probe on them used to show nothing)."""
+    from tests.run_support import build_demo
+    from unitrace.lang import parse_program, resolve
+
+    demo = build_demo(build_c)
+    probes = resolve(parse_program("syscall:exit_group, syscall:exit")).probes
+    rc, got, session = _trace(list(probes), TraceTarget(command=(str(demo),), follow_forks=True))
+    assert rc == 0
+    calls = [e for e in got if e.kind is EventKind.SYSCALL]
+    groups = [e for e in calls if e.name == "exit_group"]
+    # the demo and the /bin/true it runs in a child both end with exit_group(0); its two threads with exit(0)
+    assert len(groups) == 2 and all(e.args == ("0",) and e.ret_text == "?" and e.ret is None for e in groups)
+    assert len([e for e in calls if e.name == "exit" and e.args == ("0",)]) == 2
+    assert len({e.pid for e in groups}) == 2
+    assert session.stats.lost == 0
+    assert _leftovers(tracefs_root) == []

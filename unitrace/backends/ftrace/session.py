@@ -168,6 +168,10 @@ _ARGS = Event.args  # the slots of the base class, under the lazy properties bel
 _RET_TEXT = Event.ret_text
 
 
+# syscalls whose exit record never comes: the thread or the process is gone
+NO_RETURN = frozenset({"exit", "exit_group"})
+
+
 class LazySyscallEvent(Event):
     """A syscall event whose strace-style texts (`args`, `ret_text`) are made when first read: a count, a
     filter or an aggregation never reads them, and making them is most of an event's cost. `errno`, `ret`
@@ -667,7 +671,7 @@ class FtraceSession:
             if len(handlers) != 1 or etype in self._internal:
                 continue
             plan, dec = handlers[0]
-            if plan.role == "enter" and plan.system == "syscalls":
+            if plan.role == "enter" and plan.system == "syscalls" and plan.syscalls[0] not in NO_RETURN:
                 self._fast[etype] = (1, plan.syscalls[0])
             elif plan.role == "exit" and plan.system == "syscalls":
                 self._fast[etype] = (2, plan.syscalls[0], plan.probe)
@@ -860,6 +864,8 @@ class FtraceSession:
             else:
                 name = plan.syscalls[0]
                 raw = values[5:]  # after the common header and __syscall_nr
+            if name in NO_RETURN:  # no exit record will come: the call is reported at its entry, `= ?`
+                return self._no_return_event(plan, name, raw, tid, ts, cpu)
             self._pending[tid] = (ts, name, raw)
             self._pending_stacks.pop(tid, None)
             self._last_by_cpu[cpu] = tid
@@ -892,6 +898,20 @@ class FtraceSession:
         ret = values[-1]
         return Event(EventKind.RETURN, ts, pid, tid, plan.event.removesuffix("__return"), plan.probe, cpu,
                      comm, ret=ret, ret_text=str(ret))
+
+    def _no_return_event(self, plan: EventPlan, name: str, raw: tuple[int, ...], tid: int, ts: int,
+                         cpu: int) -> Event:
+        """exit/exit_group as strace prints them: `exit_group(0) = ?`."""
+        from unitrace.decode.table import get_table
+
+        pid, comm = self._ident(tid)
+        comm = self._names.at(tid, ts, comm)
+        info = get_table().by_name.get(name)
+        if info is not None:
+            args = self._syscall_decoder().enter(0, info.nr, raw, _NO_MEMORY).entry_args()
+        else:
+            args = tuple(hex(v) for v in raw)
+        return Event(EventKind.SYSCALL, ts, pid, tid, name, plan.probe, cpu, comm, args, raw, None, "?")
 
     def _syscall_name(self, nr: int) -> str:
         from unitrace.decode.table import get_table
