@@ -797,8 +797,8 @@ class PtraceSession:
         tgid = t.tgid if t is not None else pid
         if t is not None and t.in_syscall and not t.skip and t.call is not None:
             info = t.call.info  # type: ignore[attr-defined]
-            ev = Event(EventKind.SYSCALL, now, tgid, pid, info.name if info else "?",
-                       args=t.call.entry_args(), ret=None, ret_text="?")  # type: ignore[attr-defined]
+            ev = Event(EventKind.SYSCALL, now, tgid, pid, info.name if info else "?", comm=self.comms.get(tgid, ""),
+                       args=t.call.entry_args(), raw_args=t.raw, ret=None, ret_text="?")  # type: ignore[attr-defined]
             if t.stack is not None:  # -k: exit_group's stack, taken at its entry
                 ev.stack, ev.fields["stack_rel"] = t.stack  # type: ignore[misc]
                 t.stack = None
