@@ -378,3 +378,19 @@ def test_calls_that_never_return_are_reported_at_entry(tracefs_root: Path, build
     assert len({e.pid for e in groups}) == 2
     assert session.stats.lost == 0
     assert _leftovers(tracefs_root) == []
+
+
+def test_the_held_childs_own_wait_is_not_reported(tracefs_root: Path) -> None:
+    """A started command waits for us in a read() before its exec; tracing sees that read end without its
+    entry. It is ours, not the command's: no `<... read resumed>` from the command's pid."""
+    from unitrace.lang import parse_program, resolve
+
+    for text in ("syscall:read", "syscall:*"):
+        probes = resolve(parse_program(text)).probes
+        rc, got, _ = _trace(list(probes), TraceTarget(command=("sh", "-c", "cat /etc/hostname > /dev/null"),
+                                                      follow_forks=True))
+        assert rc == 0
+        assert [e for e in got if e.kind is EventKind.SYSCALL_RESUMED] == [], text
+        reads = [e for e in got if e.kind is EventKind.SYSCALL and e.name == "read"]
+        assert reads and {e.comm for e in reads} <= {"sh", "cat"}, {e.comm for e in reads}
+    assert _leftovers(tracefs_root) == []

@@ -170,6 +170,8 @@ _RET_TEXT = Event.ret_text
 
 # syscalls whose exit record never comes: the thread or the process is gone
 NO_RETURN = frozenset({"exit", "exit_group"})
+# a new thread or process leaves these with 0 without having entered them: not a call of its own
+FORKS = frozenset({"fork", "vfork", "clone", "clone3"})
 
 
 class LazySyscallEvent(Event):
@@ -257,6 +259,7 @@ class FtraceSession:
         self._stop = False
         self._child: int | None = None
         self._held = None
+        self._held_tid = -1
         self._handlers = _Handlers()
         self._unpackers: dict[int, object] = {}
         self._stack_id = -1
@@ -499,6 +502,9 @@ class FtraceSession:
 
         self._held = HeldChild(self.target.command)
         self._child = self._held.pid
+        # it waits for us inside a read() that tracing sees end without having seen it begin: that one
+        # `<... read resumed>` is ours, not the command's (bpf and ptrace never see it: no entry, no seize)
+        self._held_tid = self._held.pid
         self._undo.append(self._held.abort)
 
     def _load_formats(self) -> None:
@@ -713,6 +719,9 @@ class FtraceSession:
                     ret = values[-1]
                     name = f[1]
                     pend = pending.pop(tid, None)
+                    if pend is None and (tid == self._held_tid or (ret == 0 and name in FORKS)):
+                        self._held_tid = -1 if tid == self._held_tid else self._held_tid
+                        continue
                     if pend is None or pend[1] != name:
                         append(make(_RESUMED, ts, pid, tid, name, f[2], cpu, comm, None, (), ret, None,
                                     -ret if -4096 < ret < 0 else 0))
@@ -874,10 +883,22 @@ class FtraceSession:
         comm = self._names.at(tid, ts, comm)
         if role == "exit":
             ret = values[-1]
-            name = plan.syscalls[0] if plan.system == "syscalls" else self._syscall_name(values[4])
             pend = self._pending.pop(tid, None)
+            if plan.system == "syscalls":
+                name = plan.syscalls[0]
+            elif values[4] < 0:
+                # id -1: rt_sigreturn (the kernel clears the number so that nothing restarts) or a new task's
+                # first return to user space; the entry, if we saw one, names the call
+                if pend is None:
+                    return None
+                name = pend[1]
+            else:
+                name = self._syscall_name(values[4])
             kstack, stack = self._pending_stacks.pop(tid, (None, None)) if self._pending_stacks else (None, None)
             errno = -ret if -4096 < ret < 0 else 0
+            if pend is None and (tid == self._held_tid or (ret == 0 and name in FORKS)):
+                self._held_tid = -1 if tid == self._held_tid else self._held_tid
+                return None
             if pend is None or pend[1] != name:
                 return self._event_class(EventKind.SYSCALL_RESUMED, ts, pid, tid, name, plan.probe, cpu, comm,
                                          None, (), ret, None, errno)
