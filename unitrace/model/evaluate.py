@@ -50,7 +50,7 @@ _ATTRIBUTES = {
     "pid": "pid", "tid": "tid", "comm": "comm", "cpu": "cpu", "ts": "ts_ns", "func": "name", "ret": "ret",
     "errno": "errno", "duration": "duration_ns", "args": "args",
 }
-_PROC_STATUS_KEYS = {"uid": b"Uid:", "gid": b"Gid:", "ppid": b"PPid:"}
+_PROC_STATUS_KEYS = {"uid": "Uid", "gid": "Gid", "ppid": "PPid"}
 
 
 def unquote(text: str) -> str:
@@ -87,15 +87,9 @@ def _param_positions() -> dict[str, dict[str, int]]:
 
 
 def _proc_status(pid: int, what: str) -> int | None:
-    key = _PROC_STATUS_KEYS[what]
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    from unitrace.system.procfs import status_int
+
+    return status_int(pid, _PROC_STATUS_KEYS[what])
 
 
 def _position_getter(name: str) -> Getter:

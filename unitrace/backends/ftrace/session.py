@@ -818,17 +818,11 @@ class FtraceSession:
         saved_tgids, which remember the threads that recorded events."""
         tgid = self._tgid.get(tid)
         if tgid is None:
-            tgid, comm = -1, ""
-            try:
-                with open(f"/proc/{tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as fh:
-                    for line in fh:
-                        if line.startswith(b"Name:"):
-                            comm = line[5:].strip().decode("utf-8", "replace")
-                        elif line.startswith(b"Tgid:"):
-                            tgid = int(line[5:])
-                            break
-            except OSError:
-                pass
+            from unitrace.system.procfs import status_fields
+
+            got = status_fields(tid, "Name", "Tgid")
+            comm = got.get("Name", "")
+            tgid = int(got["Tgid"]) if got.get("Tgid", "").isdigit() else -1
             if tgid < 0 or not comm:
                 saved_tgid, saved_comm = self._saved_ident(tid)
                 tgid = tgid if tgid >= 0 else saved_tgid

@@ -53,6 +53,7 @@ from unitrace.backends.ptrace import sys as px
 from unitrace.backends.ptrace.memory import TraceeMemory
 from unitrace.backends.ptrace.prototypes import Prototype, format_call, format_return, from_dwarf
 from unitrace.events import Event, EventKind
+from unitrace.system import procfs
 
 PTRACE_POKEDATA = 5
 PTRACE_SINGLESTEP = 9
@@ -893,7 +894,7 @@ class Breakpoints:
                 if sp.rbrk_bp is not None:
                     self._write(sp, sp.rbrk, sp.rbrk_bp.orig[:1])
                 for tid, stack in self.calls.items():
-                    if tgid_of_tid(tid) != tgid:
+                    if procfs.tgid_of(tid) != tgid:
                         continue
                     for c in stack:
                         if c.real_ret is not None:
@@ -924,17 +925,6 @@ def _merge(bp: Breakpoint, spec: UserSpec) -> None:
 
 def tgid_of(sp: Space) -> int:
     return sp.tgid
-
-
-def tgid_of_tid(tid: int) -> int:
-    try:
-        with open(f"/proc/{tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
-            for line in f:
-                if line.startswith(b"Tgid:"):
-                    return int(line[5:])
-    except OSError:
-        pass
-    return tid
 
 
 def _is_glob(s: str) -> bool:

@@ -41,6 +41,7 @@ from unitrace.backends.ptrace import sys as px
 from unitrace.backends.ptrace.memory import TraceeMemory
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, SessionStats
+from unitrace.system.procfs import comm_of, state_of, tgid_of, tracer_of
 
 if TYPE_CHECKING:  # imported when a session has breakpoints or watchpoints: not on strace's start-up path
     from unitrace.backends.ptrace.breakpoints import Breakpoints
@@ -102,25 +103,6 @@ class Tracee:
     stack: object = None  # -k: (frames, relative addresses) captured at entry (execve, exit)
 
 
-def _comm(tid: int) -> str:
-    try:
-        with open(f"/proc/{tid}/comm", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
-            return f.read().strip().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _tgid_of(tid: int) -> int:
-    try:
-        with open(f"/proc/{tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
-            for line in f:
-                if line.startswith(b"Tgid:"):
-                    return int(line[5:])
-    except OSError:
-        pass
-    return tid
-
-
 def _find_command(name: str) -> str:
     """The file execve gets, as strace and the shell find it: a name with a slash as given, else the first
     match on PATH; not resolved further (execve of `sh` shows /usr/bin/sh, not the link's target)."""
@@ -132,25 +114,6 @@ def _find_command(name: str) -> str:
     if not found:
         raise TargetError(f"command not found: {name}")
     return found
-
-
-def _state_of(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
-            return f.read().rpartition(b")")[2].split()[0].decode()
-    except (OSError, IndexError):
-        return ""
-
-
-def _tracer_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
-            for line in f:
-                if line.startswith(b"TracerPid:"):
-                    return int(line[10:])
-    except OSError:
-        pass
-    return 0
 
 
 class PtraceSession:
@@ -349,12 +312,12 @@ class PtraceSession:
                     continue  # the thread exited meanwhile
                 if err < 0:
                     self._detach_all()
-                    tracer = _tracer_of(pid)
+                    tracer = tracer_of(pid)
                     why = os.strerror(-err)
                     if err == -errno.EPERM:
                         if tracer:
                             why += f" (already traced by PID {tracer})"
-                        elif _state_of(tid) in ("Z", "X"):
+                        elif state_of(tid) in ("Z", "X"):
                             why = "it has exited"
                         else:
                             why += " (another user's process, or ptrace is restricted)"
@@ -522,7 +485,7 @@ class PtraceSession:
     def _tracee(self, pid: int) -> Tracee:
         t = self.tracees.get(pid)
         if t is None:  # a new child can report before its parent's fork event
-            t = Tracee(pid, _tgid_of(pid))
+            t = Tracee(pid, tgid_of(pid))
             self.tracees[pid] = t
             if t.tgid not in self.memories:
                 self.memories[t.tgid] = TraceeMemory(t.tgid)
@@ -565,7 +528,7 @@ class PtraceSession:
             known = child in self.tracees  # its first stop came (and was resumed) before this event
             c = self._tracee(child)
             if event == px.PTRACE_EVENT_CLONE:
-                c.tgid = _tgid_of(child) if c.tgid == child else c.tgid
+                c.tgid = tgid_of(child) if c.tgid == child else c.tgid
             else:
                 c.tgid = child
                 self.memories[child] = TraceeMemory(child)
@@ -750,7 +713,7 @@ class PtraceSession:
     def _comm_of(self, tgid: int) -> str:
         name = self.comms.get(tgid)
         if name is None:
-            name = self.comms[tgid] = _comm(tgid)
+            name = self.comms[tgid] = comm_of(tgid)
         return name
 
     def _exit(self, t: Tracee, rval: int) -> None:
