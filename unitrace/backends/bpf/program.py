@@ -228,7 +228,8 @@ def _key_name(expr: Expr) -> str:
 
 
 def _emit_actions(out: _Emitter, index: int, probe: Probe, scope: Scope, cond: str, residual: Expr | None,
-                  kind: int, aggs: list[AggSpec], streamed: set[int], record_fill: list[str]) -> None:
+                  kind: int, aggs: list[AggSpec], streamed: set[int], record_fill: list[str],
+                  user_aggs: bool = False) -> None:
     wants_stream = residual is not None or any(isinstance(a, (PrintAction, StackAction)) for a in probe.actions)
     stack_kernel = any(isinstance(a, StackAction) and a.which in ("kernel", "both") for a in probe.actions)
     stack_user = any(isinstance(a, StackAction) and a.which in ("user", "both") for a in probe.actions)
@@ -241,6 +242,8 @@ def _emit_actions(out: _Emitter, index: int, probe: Probe, scope: Scope, cond: s
         try:
             if residual is not None:
                 raise NotInKernel("the predicate needs user space")
+            if user_aggs:
+                raise NotInKernel("exit and exit_group are seen at their entry only")
             numeric = [k for k in action.keys if not (isinstance(k, Name) and k.name == "comm")]
             if len(numeric) > 2:
                 raise NotInKernel("at most two numeric keys in the kernel")
@@ -431,12 +434,17 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out("if (!ut_in_scope(tgid, tid)) return 0;")
         out(f"s64 nr = args->id; if (nr < 0 || nr >= {MAX_SYSCALL_NR}) return 0;")
         out("u32 idx = nr; u64 *mask = ut_sysmask.lookup(&idx);")
-        if lifecycle:
-            # exit and exit_group never return: their line (`= ?`) and the exit code come from the entry
-            noret = [table.by_name[n].nr for n in ("exit", "exit_group") if n in table.by_name]
-            out.open(f"if ({' || '.join(f'nr == {n}' for n in noret) or '0'})")
+        # exit and exit_group never return: their line (`= ?`) and, in strace mode, the exit code come from
+        # the entry; outside strace mode only when a probe traces them (user space keeps the streamed ones)
+        noret = [table.by_name[n].nr for n in ("exit", "exit_group") if n in table.by_name]
+        if not lifecycle:
+            noret = [n for n in noret if n in sysmask]
+        if noret:
+            out.open(f"if ({' || '.join(f'nr == {n}' for n in noret)})")
+            if not lifecycle:
+                out("if (!mask || !*mask) return 0;")
             _lifecycle_record(out, record.KIND_NORETURN)
-            out("r->nr = nr; r->ret = mask && *mask;")
+            out("r->nr = nr; r->ret = mask ? *mask : 0;  /* the probes that trace it, as bits */")
             out("#pragma unroll")
             out("for (int i = 0; i < 6; i++) r->args[i] = args->args[i];")
             out("ut_emit(ctx, r, 0);")
@@ -554,12 +562,19 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
                         f"{record.BUF_LEN} : (u32)bl; UT_OPAQUE(n); UT_OPAQUE(pos); n &= UT_LEN_MASK; pos &= UT_POS_MASK; "
                         "if (bpf_probe_read_user(r->data + pos, n, (void *)f->args[ba & 7]) == 0) "
                         "{ r->buf_len = n; pos += n; } }")
+        noreturn_names = {"exit", "exit_group"}
         for i, probe in syscall_probes:
             cond, residual = split(probe.predicate, scope)
             if residual is not None:
                 residuals[i] = residual
             out.open(f"if (mask & (1ULL << {i}))")
-            _emit_actions(out, i, probe, scope, cond, residual, record.KIND_SYSCALL, aggs, streamed, fill)
+            # exit and exit_group reach no sys_exit: their events come from the entry (above), so a probe on
+            # them alone aggregates in user space, where those events arrive (one on many syscalls keeps its
+            # kernel aggregation, which does not see these two: docs/bpf.md)
+            names = {n for pt in probe.points if isinstance(pt.target, SyscallTarget) for n in pt.target.names}
+            ends = bool(names) and names <= noreturn_names
+            _emit_actions(out, i, probe, scope, cond, residual, record.KIND_SYSCALL, aggs, streamed, fill,
+                          user_aggs=ends)
             out.close()
         out("f->live = 0;")
         out("return 0;")

@@ -420,10 +420,14 @@ class BpfSession:
                 self._group_code[pid] = code
             else:
                 self._thread_code[tid] = code
-            if not rec.ret:
+            bits = rec.ret
+            if not self.plan.lifecycle:  # only probes whose events are streamed (not counted in the kernel)
+                bits &= sum(1 << i for i in self.plan.streamed)
+            if not bits:
                 return None  # not traced: only its exit code mattered
             call = self._syscall_decoder().enter(pid, nr, args, CapturedMemory(rec, -1))
-            return Event(EventKind.SYSCALL, ts, pid, tid, name, 0, cpu, comm, call.entry_args(),  # type: ignore[attr-defined]
+            probe = (bits & -bits).bit_length() - 1
+            return Event(EventKind.SYSCALL, ts, pid, tid, name, probe, cpu, comm, call.entry_args(),  # type: ignore[attr-defined]
                          args, None, "?")
         if kind == record.KIND_SIGNAL:
             sig = rec.nr

@@ -321,6 +321,8 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
             views = None  # the function tracer's records carry no triggers
         if not allowed:
             residual = "kernel aggregation turned off for this probe"
+        elif _only_calls_that_never_return(probe):
+            residual = "exit and exit_group have no exit record: their events are made from the entry"
         probe_aggs = plan_aggregates(index, probe, views, residual, features)
         placements.extend(probe_aggs)
         if all(a.in_kernel for a in probe_aggs) and all(isinstance(a, AggregateAction) for a in probe.actions):
@@ -330,3 +332,10 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
     events = [ev if ev.path(GROUP_PLACEHOLDER) in streamed_paths else replace(ev, stream=False) for ev in events]
     ustack = any(isinstance(a, StackAction) and a.which in ("user", "both") for p in probes for a in p.actions)
     return FtracePlan(tuple(events), tuple(dynamic), functions, ustack, tuple(placements))
+
+
+def _only_calls_that_never_return(probe: Probe) -> bool:
+    """A probe on exit/exit_group alone: its events are made at the entry, so it aggregates in user space.
+    (A probe on many syscalls keeps its kernel aggregation, which does not see these two: docs/ftrace.md.)"""
+    names = {n for pt in probe.points if isinstance(pt.target, SyscallTarget) for n in pt.target.names}
+    return bool(names) and names <= {"exit", "exit_group"}
