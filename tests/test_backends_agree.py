@@ -41,3 +41,63 @@ def test_no_call_before_the_commands_exec(backend: str, tmp_path: Path) -> None:
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "read" in ln]
     assert lines and not [ln for ln in lines if "resumed" in ln or ln.startswith(("unitrace", "python"))], lines
     assert {ln.split("[", 1)[0] for ln in lines if "[" in ln} <= {"sh", "cat"}, lines
+
+
+PIPE_C = r"""
+#include <signal.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc > 1) { kill(getpid(), SIGUSR1); return 0; }   /* a fatal signal, default action */
+    int fd[2]; pipe(fd); close(fd[0]); write(fd[1], "x", 1); return 0;   /* SIGPIPE */
+}
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigpipe_kills_the_command_as_without_a_tracer(backend: str, build_c, tmp_path: Path) -> None:
+    """Python ignores SIGPIPE and an ignored signal survives exec: the started command must get the
+    default back, or a write to a closed pipe stops killing it (RELIABILITY #12)."""
+    exe = build_c(PIPE_C, "sigpipe")
+    proc = unitrace("trace", "--backend", backend, "syscall:write", "--", str(exe), tmp=tmp_path)
+    assert proc.returncode == 128 + 13, proc.stdout + proc.stderr
+    assert "EPIPE" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("usr1",)], ids=["sigpipe", "sigusr1"])
+def test_strace_lines_of_a_fatal_signal_agree(args: tuple[str, ...], build_c, tmp_path: Path) -> None:
+    """The kernel kills the whole group when a fatal signal with the default action is sent, and then
+    'delivers' a SIGKILL without siginfo; the bpf backend shows the signal sent, as ptrace's stop does."""
+    exe = build_c(PIPE_C, "sigpipe")
+    lines = {}
+    for backend in ("ptrace", "bpf"):
+        proc = unitrace("strace", "--backend", backend, "--", str(exe), *args, tmp=tmp_path)
+        sig = 10 if args else 13
+        assert proc.returncode in (-sig, 128 + sig), proc.stderr  # strace kills itself with the same signal
+        lines[backend] = [re.sub(r"si_pid=\d+", "si_pid=N", ln) for ln in proc.stderr.splitlines()
+                          if ln.startswith(("---", "+++"))]
+    assert lines["bpf"] == lines["ptrace"], lines
+    assert "--- SIGKILL" not in "\n".join(lines["bpf"])
+
+
+def test_strace_mirrors_a_sigkill(tmp_path: Path) -> None:
+    """A command killed by SIGKILL: strace's last line and exit status 137, no traceback (SIGKILL has no
+    handler to reset before the tracer kills itself the same way)."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "unitrace", "strace", "--", "sleep", "30"],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    child = None
+    while child is None and time.monotonic() < deadline:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid), "-x", "sleep"], capture_output=True, text=True)
+        child = int(out.stdout.split()[0]) if out.stdout.split() else None
+        time.sleep(0.05)
+    assert child is not None
+    time.sleep(0.3)  # in its nanosleep
+    subprocess.run(["kill", "-9", str(child)], check=True)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -9 or proc.returncode == 137, (proc.returncode, err)
+    assert err.rstrip().endswith("+++ killed by SIGKILL +++"), err
+    assert "Traceback" not in err

@@ -11,6 +11,7 @@ import shutil
 import signal
 from collections.abc import Sequence
 
+from unitrace.backends.ptrace.sys import SIG_DFL, libc_signal
 from unitrace.symbols.elf import find_executable
 
 
@@ -25,6 +26,10 @@ class HeldChild:
         if pid == 0:  # child: only async-signal-safe work until exec
             try:
                 os.close(wfd)
+                # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec: the command would not
+                # die of a write to a closed pipe (RELIABILITY #12, as the ptrace backend's child does)
+                libc_signal(signal.SIGPIPE, SIG_DFL)
+                libc_signal(signal.SIGXFSZ, SIG_DFL)
                 os.read(rfd, 1)
                 os.execv(exe, list(argv))
             finally:

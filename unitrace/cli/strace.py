@@ -586,8 +586,9 @@ def _mirror_signal(signame: object) -> int:
     except (ValueError, OSError):
         pass
     if sig not in (signal_mod.SIGSTOP, signal_mod.SIGTSTP, signal_mod.SIGTTIN, signal_mod.SIGTTOU):
-        signal_mod.signal(sig, signal_mod.SIG_DFL)
-        signal_mod.pthread_sigmask(signal_mod.SIG_UNBLOCK, [sig])
+        if sig != signal_mod.SIGKILL:  # SIGKILL has no handler to reset (EINVAL) and cannot be blocked
+            signal_mod.signal(sig, signal_mod.SIG_DFL)
+            signal_mod.pthread_sigmask(signal_mod.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
     return 128 + int(sig)
 

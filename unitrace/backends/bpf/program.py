@@ -99,6 +99,10 @@ def _transport_c(transport: str, pages: int, ncpus: int) -> list[str]:
 
 
 MAX_SYSCALL_NR = 1024
+# signals whose default action ends the process (all but SIGCHLD, SIGCONT, SIGSTOP/TSTP/TTIN/TTOU, SIGURG,
+# SIGWINCH)
+FATAL_BY_DEFAULT = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 25, 26, 27, 29, 30, 31,
+                              *range(32, 65)})
 # Output buffers captured at syscall exit: name -> (argument index, size; -1 = the return value bytes).
 EXIT_CAPTURE: dict[str, tuple[int, int]] = {
     "read": (1, -1), "pread64": (1, -1), "recvfrom": (1, -1), "readlink": (1, -1), "readlinkat": (2, -1),
@@ -328,6 +332,22 @@ def _lifecycle(out: _Emitter, follow: bool) -> None:
     out(f"bpf_probe_read_kernel(r->data, {record.SIGINFO_LEN}, (void *)ctx->args[1]);")
     out("bpf_probe_read_kernel(&r->args[0], sizeof(u64), (void *)ctx->args[2]);  /* ka->sa.sa_handler */")
     out(f"ut_emit(ctx, r, {record.SIGINFO_LEN});")
+    out("return 0;")
+    out.close()
+    out()
+    # a fatal signal with the default action kills the group when it is sent: what signal_deliver sees then
+    # is a SIGKILL without siginfo; the line strace shows is made from the sending
+    fatal = sum(1 << (s - 1) for s in FATAL_BY_DEFAULT if s not in (9, 19))
+    out.open("TRACEPOINT_PROBE(signal, signal_generate)")
+    out("int sig = args->sig; void *ctx = args;")
+    out(f"if (sig <= 0 || sig > 64 || !((0x{fatal:x}ULL >> (sig - 1)) & 1) || args->result != 0) return 0;")
+    out("u32 target = args->pid;")
+    out("if (!ut_in_scope(target, target)) return 0;")
+    out("u64 pt = bpf_get_current_pid_tgid(); u64 ug = bpf_get_current_uid_gid();")
+    _lifecycle_record(out, record.KIND_SIGGEN, tgid="target", tid="target")
+    out("r->nr = sig; r->args[0] = target; r->args[1] = (s64)args->code; r->args[2] = (s64)args->errno;")
+    out("r->args[3] = pt >> 32; r->args[4] = (u32)ug;")
+    out("ut_emit(ctx, r, 0);")
     out("return 0;")
     out.close()
     out()

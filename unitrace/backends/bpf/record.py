@@ -75,6 +75,10 @@ KIND_NORETURN = 5
 KIND_SIGNAL = 6
 KIND_EXIT = 7
 KIND_FORK = 8
+# a fatal-by-default signal sent to a traced process (`nr` = signo, args: target pid, si_code, si_errno, the
+# sender's tgid and uid). The kernel kills the whole group at once for such a signal (SIGNAL_GROUP_EXIT) and
+# then "delivers" a SIGKILL without siginfo, so this record is where strace's `--- SIGUSR1 {...} ---` comes from
+KIND_SIGGEN = 9
 SIGINFO_LEN = 48  # sizeof(struct kernel_siginfo): signo, errno, code and the 32-byte union (uapi layout)
 
 RECORD = struct.Struct("<" + "".join(code for _, _, code in RECORD_FIELDS))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.bpf import record
-from unitrace.backends.bpf.program import PERF_WAKEUP_EVENTS, POLL_MS, AggSpec, BpfPlan
+from unitrace.backends.bpf.program import FATAL_BY_DEFAULT, PERF_WAKEUP_EVENTS, POLL_MS, AggSpec, BpfPlan
 from unitrace.backends.bpf.ringbuf import RingBufReader, direct_read_supported
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
@@ -157,6 +158,7 @@ class BpfSession:
         self._group_code: dict[int, int] = {}
         self._thread_code: dict[int, int] = {}
         self._killed: dict[int, int] = {}
+        self._sent_fatal: dict[int, tuple[int, ...]] = {}  # pid -> (signo, si_code, si_errno, sender, uid)
         self._root_exit: Event | None = None
         self._perf_lost = 0  # perf-buffer transport: records the kernel could not write
 
@@ -429,10 +431,24 @@ class BpfSession:
             probe = (bits & -bits).bit_length() - 1
             return Event(EventKind.SYSCALL, ts, pid, tid, name, probe, cpu, comm, call.entry_args(),  # type: ignore[attr-defined]
                          args, None, "?")
+        if kind == record.KIND_SIGGEN:
+            self._sent_fatal[pid] = (rec.nr, *args[1:5])
+            return None
         if kind == record.KIND_SIGNAL:
             sig = rec.nr
             raw = rec.buf[: record.SIGINFO_LEN].ljust(128, b"\0")
             handler = args[0]
+            if sig == 9 and raw[:4] == b"\0\0\0\0":
+                # the group is being killed for a fatal signal sent with the default action: show that
+                # signal, as ptrace's signal-delivery stop does; a plain SIGKILL gets no line (as strace)
+                sent = self._sent_fatal.pop(pid, None)
+                self._killed[pid] = sent[0] if sent is not None else 9
+                if sent is None:
+                    return None
+                sig, code, err, sender, uid = sent
+                raw = struct.pack("<iiiiiI", sig, err, code, 0, sender, uid).ljust(128, b"\0")
+                return Event(EventKind.SIGNAL, ts, pid, tid, signal_name(sig), 0, cpu, comm,
+                             fields={"signo": sig, "siginfo": format_siginfo(raw)})
             if handler == 0 and sig in _FATAL_BY_DEFAULT:
                 self._killed[pid] = sig  # SIG_DFL on a fatal signal: the process dies of it
             return Event(EventKind.SIGNAL, ts, pid, tid, signal_name(sig), 0, cpu, comm,
@@ -588,8 +604,7 @@ class BpfSession:
 Callback = Callable[[list[Event]], None]
 
 # signals whose default action ends the process (term or core); the others are ignored, stop or continue
-_FATAL_BY_DEFAULT = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 25, 26, 27, 29, 30, 31,
-                               *range(32, 65)})
+_FATAL_BY_DEFAULT = FATAL_BY_DEFAULT
 
 
 def _zombie(pid: int) -> bool:
