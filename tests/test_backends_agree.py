@@ -101,3 +101,36 @@ def test_strace_mirrors_a_sigkill(tmp_path: Path) -> None:
     assert proc.returncode == -9 or proc.returncode == 137, (proc.returncode, err)
     assert err.rstrip().endswith("+++ killed by SIGKILL +++"), err
     assert "Traceback" not in err
+
+
+TICK_C = r"""
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) { for (;;) { syscall(SYS_getppid); usleep(5000); } }
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_duration_on_an_attached_process(backend: str, build_c, tmp_path: Path) -> None:
+    """`-d SECONDS` with `-p`: the session ends by itself, prints its aggregation, exits 0, and the process
+    runs on, untraced."""
+    import os
+    import subprocess
+    import time
+
+    exe = build_c(TICK_C, "tick")
+    ticker = subprocess.Popen([str(exe)])
+    try:
+        proc = unitrace("trace", "--backend", backend, "syscall:getppid { count() }", "-p", str(ticker.pid),
+                        "-d", "1", tmp=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        m = re.search(r"^@: (\d+)$", proc.stdout, re.M)
+        assert m and int(m.group(1)) > 0, proc.stdout + proc.stderr
+        time.sleep(0.05)
+        assert ticker.poll() is None
+        status = Path(f"/proc/{ticker.pid}/status").read_text()
+        assert re.search(r"^TracerPid:\s+0$", status, re.M), status
+        assert os.path.exists(f"/proc/{ticker.pid}")
+    finally:
+        ticker.kill()
+        ticker.wait()

@@ -162,8 +162,10 @@ class _StopOnSignal:
 
 
 def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], options: RunOptions,
-        *, stop_event: threading.Event | None = None) -> int:
-    """Trace until the target exits or a stop is requested; returns the exit status to mirror."""
+        *, stop_event: threading.Event | None = None, duration: float | None = None) -> int:
+    """Trace until the target exits or a stop is requested; returns the exit status to mirror. `duration`:
+    seconds of tracing, counted from when the session is attached (not from start-up: bcc's compile alone
+    takes a second or more), after which `stop_event` (when given) is set and the session stopped."""
     program = resolve_program(program)
     the_plan = make_plan(program, target, options.backend)
     if len(the_plan.backends) > 1:
@@ -196,6 +198,12 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
         if stop_event is not None:
             watcher = threading.Thread(target=lambda: (stop_event.wait(), session.stop()), daemon=True)
             watcher.start()
+        if duration is not None:
+            expire = stop_event.set if stop_event is not None else session.stop
+            timer = threading.Timer(duration, expire)
+            timer.daemon = True
+            timer.start()
+            stack.callback(timer.cancel)
         status = session.run()
         stats = session.stats
         rows = getattr(session, "aggregates", None)

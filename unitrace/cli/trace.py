@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   unitrace trace 'syscall:read%return { hist(ret) }' -p 1234
   unitrace trace 'tracepoint:sched:sched_process_exec' -a
   unitrace trace 'user:libc:malloc { hist(arg0) }' -- ./app
+  unitrace trace 'syscall:* { count() by comm }' -a -d 5
 """
 
 
@@ -32,6 +33,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--string-limit", type=int, default=32, metavar="N",
                    help="print at most N bytes of each string (default 32)")
     p.add_argument("-q", "--quiet", action="store_true", help="no lines for signals, exits and notices")
+    p.add_argument("-d", "--duration", type=_seconds, metavar="SECONDS",
+                   help="trace for SECONDS from when tracing is on, then stop as on Ctrl-C (attached processes "
+                        "keep running, exit status 0); aggregations print then")
     p.add_argument("--chrome", metavar="FILE", help="also write a Chrome trace-event JSON file (Perfetto UI, "
                    "chrome://tracing)")
 
@@ -60,8 +64,25 @@ def run(args: argparse.Namespace) -> int:
 
             aggregates = next((s for s in sinks if hasattr(s, "merge_kernel_rows")), None)
             sinks.append(ChromeTraceSink(files.enter_context(atomic_output(args.chrome)), aggregates))
-        status = run_program(program, target, sinks, options)
+        stop = None
+        if args.duration is not None:
+            import threading
+
+            stop = threading.Event()
+        status = run_program(program, target, sinks, options, stop_event=stop, duration=args.duration)
+        if stop is not None and stop.is_set() and not target.command:
+            status = 0  # attached processes or the whole system, traced for as long as asked: a success
     return status
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"the duration must be more than 0 seconds, not {text}")
+    return value
 
 
 def _sinks(args: argparse.Namespace, program, out) -> list:  # type: ignore[no-untyped-def]
