@@ -11,7 +11,7 @@ import shutil
 import signal
 from collections.abc import Sequence
 
-from unitrace.backends.ptrace.sys import SIG_DFL, libc_signal
+from unitrace.backends.ptrace import sys as px
 from unitrace.symbols.elf import find_executable
 
 
@@ -28,8 +28,8 @@ class HeldChild:
                 os.close(wfd)
                 # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec: the command would not
                 # die of a write to a closed pipe (RELIABILITY #12, as the ptrace backend's child does)
-                libc_signal(signal.SIGPIPE, SIG_DFL)
-                libc_signal(signal.SIGXFSZ, SIG_DFL)
+                px.libc_signal(signal.SIGPIPE, px.SIG_DFL)
+                px.libc_signal(signal.SIGXFSZ, px.SIG_DFL)
                 os.read(rfd, 1)
                 os.execv(exe, list(argv))
             finally:
