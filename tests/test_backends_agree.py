@@ -134,3 +134,25 @@ def test_duration_on_an_attached_process(backend: str, build_c, tmp_path: Path) 
     finally:
         ticker.kill()
         ticker.wait()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_interval_prints_what_is_counted_so_far(backend: str, build_c, tmp_path: Path) -> None:
+    """`-i SECONDS`: the aggregation printed along the way (in-kernel maps and hist triggers read as a
+    snapshot), cumulative, and once more at the end, with nothing counted twice."""
+    import subprocess
+
+    exe = build_c(TICK_C, "tick")
+    ticker = subprocess.Popen([str(exe)])
+    try:
+        proc = unitrace("trace", "--backend", backend, "syscall:getppid { count() }", "-p", str(ticker.pid),
+                        "-i", "0.3", "-d", "1.5", tmp=tmp_path)
+    finally:
+        ticker.kill()
+        ticker.wait()
+    assert proc.returncode == 0, proc.stderr
+    stamps = re.findall(r"^\d\d:\d\d:\d\d \(\+[\d.]+ s\)$", proc.stdout, re.M)
+    counts = [int(n) for n in re.findall(r"^@: (\d+)$", proc.stdout, re.M)]
+    assert stamps and len(counts) >= 2, proc.stdout
+    assert counts == sorted(counts), proc.stdout  # cumulative; the last (the end's) holds everything
+    assert counts[-1] > 0

@@ -162,10 +162,13 @@ class _StopOnSignal:
 
 
 def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], options: RunOptions,
-        *, stop_event: threading.Event | None = None, duration: float | None = None) -> int:
+        *, stop_event: threading.Event | None = None, duration: float | None = None,
+        interval: float | None = None) -> int:
     """Trace until the target exits or a stop is requested; returns the exit status to mirror. `duration`:
     seconds of tracing, counted from when the session is attached (not from start-up: bcc's compile alone
-    takes a second or more), after which `stop_event` (when given) is set and the session stopped."""
+    takes a second or more), after which `stop_event` (when given) is set and the session stopped.
+    `interval`: every so many seconds the aggregation sinks print what they hold so far (in-kernel rows
+    included), as bpftrace's `interval:s:N { print(@) }` does; the final print at the end stays."""
     program = resolve_program(program)
     the_plan = make_plan(program, target, options.backend)
     if len(the_plan.backends) > 1:
@@ -183,11 +186,14 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
         if in_kernel and hasattr(sink, "mark_in_kernel"):
             sink.mark_in_kernel(in_kernel)
 
+    feeding = threading.Lock()  # the interval printer reads the sinks from another thread
+
     def emit(batch: list[Event]) -> None:
         routed = router.route(batch)
         if routed:
-            for sink in sinks:
-                sink.feed(routed)
+            with feeding:
+                for sink in sinks:
+                    sink.feed(routed)
 
     status = 0
     stats = SessionStats()
@@ -204,6 +210,13 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
             timer.daemon = True
             timer.start()
             stack.callback(timer.cancel)
+        if interval is not None:
+            printers = [s for s in sinks if hasattr(s, "interim_text") and getattr(s, "out", None) is not None]
+            if printers:
+                done = threading.Event()
+                stack.callback(done.set)
+                threading.Thread(target=_print_every, daemon=True,
+                                 args=(interval, session, printers, feeding, bool(in_kernel), done)).start()
         status = session.run()
         stats = session.stats
         rows = getattr(session, "aggregates", None)
@@ -217,6 +230,25 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
     for sink in sinks:
         sink.close(stats)
     return status
+
+
+def _print_every(interval: float, session: object, printers: Sequence[object], feeding: threading.Lock,
+                 in_kernel: bool, done: threading.Event) -> None:
+    import time
+
+    start = time.monotonic()
+    while not done.wait(interval):
+        try:
+            rows = session.read_aggregates() if in_kernel and hasattr(session, "read_aggregates") else None  # type: ignore[attr-defined]
+        except Exception:  # a session tearing down: this print is skipped, the final one stays
+            continue
+        stamp = time.strftime("%H:%M:%S")
+        with feeding:
+            for sink in printers:
+                text = sink.interim_text(rows)  # type: ignore[attr-defined]
+                out = sink.out  # type: ignore[attr-defined]
+                out.write(f"\n{stamp} (+{time.monotonic() - start:.1f} s)\n{text.rstrip()}\n")
+                out.flush()
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -36,6 +36,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--duration", type=_seconds, metavar="SECONDS",
                    help="trace for SECONDS from when tracing is on, then stop as on Ctrl-C (attached processes "
                         "keep running, exit status 0); aggregations print then")
+    p.add_argument("-i", "--interval", type=_seconds, metavar="SECONDS",
+                   help="print the aggregations every SECONDS as well as at the end (cumulative)")
     p.add_argument("--chrome", metavar="FILE", help="also write a Chrome trace-event JSON file (Perfetto UI, "
                    "chrome://tracing)")
 
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             import threading
 
             stop = threading.Event()
-        status = run_program(program, target, sinks, options, stop_event=stop, duration=args.duration)
+        status = run_program(program, target, sinks, options, stop_event=stop, duration=args.duration,
+                             interval=args.interval)
         if stop is not None and stop.is_set() and not target.command:
             status = 0  # attached processes or the whole system, traced for as long as asked: a success
     return status

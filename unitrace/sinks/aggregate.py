@@ -435,6 +435,22 @@ class AggregateSink:
                 self.merge_cells(spec.probe, spec.slot, {key: Cell(
                     row.count, row.total, row.minimum, row.maximum)})  # type: ignore[attr-defined]
 
+    def interim_text(self, kernel_rows: Sequence[object] | None = None) -> str:
+        """What the aggregations hold now, with a snapshot of the in-kernel rows added to a copy (the kernel
+        keeps counting; the final merge at the end must not count those rows twice): for `--interval`."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.by_probe = defaultdict(list)
+        twin.all = []
+        for agg in self.all:
+            clone = copy.deepcopy(agg)
+            twin.by_probe[agg.probe].append(clone)
+            twin.all.append(clone)
+        if kernel_rows:
+            twin.merge_kernel_rows(kernel_rows)
+        return twin.render()
+
     # ---- output -----------------------------------------------------------------------------------
 
     def render(self) -> str:
