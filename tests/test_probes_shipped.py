@@ -84,7 +84,9 @@ def test_slow_syscalls(demo: Path, tmp_path: Path) -> None:
     out = run("slow-syscalls", demo, tmp_path, "--backend", "ptrace")
     assert re.search(r"clock_nanosleep\(CLOCK_REALTIME, 0, \{tv_sec=0, tv_nsec=20000000\}, NULL\) = 0 <0\.02", out)
     assert "@slow[clock_nanosleep]: 1" in out
-    assert not re.search(r"\bopenat\(", out)  # fast calls stay out
+    # only calls over the threshold are printed (which ones is the machine's timing: check the rule, not a list)
+    durations = [float(d) for d in re.findall(r"\) = .* <(\d+\.\d+)>$", out, re.M)]
+    assert durations and min(durations) >= 0.001, out
 
 
 def test_exec_tree(demo: Path, tmp_path: Path) -> None:

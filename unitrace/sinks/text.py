@@ -59,7 +59,8 @@ class TextSink:
         if kind is EventKind.SYSCALL_ENTER:
             return None  # the completed line follows
         if kind is EventKind.CALL:
-            extra = f" from {ev.fields['caller']}" if "caller" in ev.fields else ""
+            caller = ev.fields.get("caller")
+            extra = f" from {caller:#x}" if isinstance(caller, int) else f" from {caller}" if caller else ""
             return f"{ev.name}({', '.join(ev.args)}){extra}"
         if kind is EventKind.RETURN:
             dur = f" <{ev.duration_ns / 1e9:.6f}>" if ev.duration_ns is not None else ""

@@ -23,6 +23,7 @@ from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.bpf import record
 from unitrace.backends.bpf.program import FATAL_BY_DEFAULT, PERF_WAKEUP_EVENTS, POLL_MS, AggSpec, BpfPlan
 from unitrace.backends.bpf.ringbuf import RingBufReader, direct_read_supported
+from unitrace.backends.ptrace.prototypes import call_texts, return_text
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
@@ -400,14 +401,16 @@ class BpfSession:
             fields = dec_tp.decode(rec.buf, 0) if dec_tp is not None else {}  # type: ignore[attr-defined]
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{system}:{event}", probe, cpu, comm,
                          fields=fields, stack=ustack, kstack=kstack)
-        if kind == record.KIND_CALL:
-            att = next((a for a in self.plan.attach if a.fn_name == f"ut_probe_{probe}"), None)
-            return Event(EventKind.CALL, ts, pid, tid, att.symbol if att else "", probe, cpu, comm,
-                         tuple(hex(a) for a in args), args, stack=ustack, kstack=kstack)
         att = next((a for a in self.plan.attach if a.fn_name == f"ut_probe_{probe}"), None)
+        name = att.symbol if att else ""
+        user = att is not None and att.kind in ("uprobe", "uretprobe")
+        if kind == record.KIND_CALL:
+            texts = call_texts(name, args) if user else tuple(hex(a) for a in args)
+            return Event(EventKind.CALL, ts, pid, tid, name, probe, cpu, comm, texts, args, stack=ustack,
+                         kstack=kstack)
         ret = rec.ret
-        return Event(EventKind.RETURN, ts, pid, tid, att.symbol if att else "", probe, cpu, comm, ret=ret,
-                     ret_text=str(ret), stack=ustack, kstack=kstack)
+        return Event(EventKind.RETURN, ts, pid, tid, name, probe, cpu, comm, ret=ret,
+                     ret_text=return_text(name, ret) if user else str(ret), stack=ustack, kstack=kstack)
 
     def _lifecycle_event(self, kind: object, rec: record.Record, ts: int, pid: int, tid: int, cpu: int,
                          comm: str, args: tuple[int, ...]) -> Event | None:

@@ -72,6 +72,8 @@ class EventPlan:
     syscalls: tuple[str, ...] = ()  # the syscall(s) this event stands for
     stacktrace: bool = False
     stream: bool = True  # False: only the kernel's hist triggers see it (enable stays 0, the triggers fire)
+    symbol: str = ""  # the function a kprobe or uprobe event stands for (its event name is made unique)
+    user: bool = False  # a uprobe: its arguments are decoded by the library prototype table
 
     def path(self, group: str) -> str:
         system = group if self.system == GROUP_PLACEHOLDER else self.system
@@ -240,7 +242,10 @@ def _compile_dynamic(index: int, probe: Probe, point: ProbePoint, arch: str,
         return n if re.fullmatch(r"arg[0-9]", n) and int(n[3:]) < len(regs) else None
 
     kfilter, residual = split_predicate(probe.predicate, field_of)
-    plan = EventPlan(GROUP_PLACEHOLDER, dyn.name, role, index, kfilter, residual, (), _wants_stack(probe))
+    is_user = isinstance(point.target, UserTarget)
+    symbol = point.target.symbol if is_user else point.target.function  # type: ignore[union-attr]
+    plan = EventPlan(GROUP_PLACEHOLDER, dyn.name, role, index, kfilter, residual, (), _wants_stack(probe),
+                     symbol=symbol, user=is_user)
     return dyn, plan
 
 

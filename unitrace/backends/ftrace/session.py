@@ -33,6 +33,7 @@ from unitrace.backends.ftrace.hist import (
 )
 from unitrace.backends.ftrace.ringbuf import PageLayout, decode_page
 from unitrace.backends.ftrace.tracefs import Tracefs, dynamic_events, find_tracefs, instances
+from unitrace.backends.ptrace.prototypes import call_texts, return_text
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
 
@@ -905,14 +906,15 @@ class FtraceSession:
                 self._idents.pop(tid, None)
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{plan.system}:{plan.event}", plan.probe, cpu,
                          comm, fields=fields)
+        name = plan.symbol or plan.event.removesuffix("__return")
         if role == "call":
             names = dec.fast_names  # uprobes put __probe_ip before the fetched arguments
             raw = values[4 + names.index("arg0"):] if "arg0" in names else ()
-            return Event(EventKind.CALL, ts, pid, tid, plan.event, plan.probe, cpu, comm,
-                         tuple(hex(v) for v in raw), raw)
+            args = call_texts(name, raw) if plan.user else tuple(hex(v) for v in raw)
+            return Event(EventKind.CALL, ts, pid, tid, name, plan.probe, cpu, comm, args, raw)
         ret = values[-1]
-        return Event(EventKind.RETURN, ts, pid, tid, plan.event.removesuffix("__return"), plan.probe, cpu,
-                     comm, ret=ret, ret_text=str(ret))
+        return Event(EventKind.RETURN, ts, pid, tid, name, plan.probe, cpu, comm, ret=ret,
+                     ret_text=return_text(name, ret) if plan.user else str(ret))
 
     def _no_return_event(self, plan: EventPlan, name: str, raw: tuple[int, ...], tid: int, ts: int,
                          cpu: int) -> Event:

@@ -8,6 +8,7 @@ its first six integer registers in hex, as ltrace shows functions it has no prot
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -205,6 +206,30 @@ def format_call(proto: Prototype | None, raw: tuple[int, ...], mem: object, limi
                 out.extend(_format_args(fmt, regs, mem, limit))
             break
     return tuple(out)
+
+
+class _NoMemory:
+    """For backends that see a call's registers but not the tracee's memory (uprobes through ftrace or
+    BPF): strings print as their addresses."""
+
+    def read_cstr(self, addr: int, limit: int) -> bytes | None:
+        return None
+
+    def read(self, addr: int, size: int) -> bytes | None:
+        return None
+
+
+NO_MEMORY = _NoMemory()
+
+
+def call_texts(symbol: str, raw: Sequence[int], limit: int = 32) -> tuple[str, ...]:
+    """A library call's arguments from its registers alone, decoded by the shipped prototype table as the
+    ptrace backend decodes them (`malloc(36)`, not six registers in hex)."""
+    return format_call(builtin().get(symbol), tuple(raw), NO_MEMORY, limit)
+
+
+def return_text(symbol: str, ret: int) -> str:
+    return format_return(builtin().get(symbol), ret & _MASK)
 
 
 def format_return(proto: Prototype | None, rax: int) -> str:
