@@ -156,3 +156,17 @@ def test_interval_prints_what_is_counted_so_far(backend: str, build_c, tmp_path:
     assert stamps and len(counts) >= 2, proc.stdout
     assert counts == sorted(counts), proc.stdout  # cumulative; the last (the end's) holds everything
     assert counts[-1] > 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_library_calls_read_alike(backend: str, build_c, tmp_path: Path) -> None:
+    """A `user:` probe is named by its function and decoded by the prototype table on every backend:
+    `malloc(4096)`, `malloc() = 0x...` (not the tracefs event's name, nor six registers in hex)."""
+    demo = build_demo(build_c)
+    proc = unitrace("trace", "--backend", backend, "user:libc:malloc", "user:libc:malloc%return", "--", str(demo),
+                    tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert re.search(r"\] malloc\(4096\)( from 0x[0-9a-f]+)?$", out, re.M), out  # stdio's buffer
+    assert re.search(r"\] malloc\(\) = 0x[0-9a-f]+( <[\d.]+>)?$", out, re.M), out
+    assert "libc_malloc" not in out
