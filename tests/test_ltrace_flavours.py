@@ -128,3 +128,14 @@ def test_static_executables_with_x(build_c, flags: tuple[str, ...]) -> None:
     assert proc.stdout.count("hello 5") == 2
     default = _ltrace(str(exe), "2")
     assert default.stderr.splitlines() == ["+++ exited (status 0) +++"], default.stderr
+
+
+def test_a_crash_inside_a_traced_function_is_reported(build_c) -> None:
+    """strlen(NULL) faults inside the traced strlen: the call stays unfinished, the signal and the death are
+    reported as ltrace reports them, and the tracer's exit status mirrors the crash."""
+    exe = build_c(PROGS / "crash.c", "crash", ("-O1",))
+    proc = _ltrace(str(exe))
+    lines = proc.stderr.splitlines()
+    assert lines[-3:] == ["strlen(nil <unfinished ...>", "--- SIGSEGV (Segmentation fault) ---",
+                          "+++ killed by SIGSEGV +++"], proc.stderr
+    assert proc.returncode in (128 + 11, -11)

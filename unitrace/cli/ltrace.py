@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -153,7 +154,9 @@ class LtraceText:
                 self.out.write(f"{head:<48} = {e.ret_text}{self._tail(e)}\n")
             elif e.kind is EventKind.SIGNAL:
                 self._flush_pending()
-                self.out.write(f"{self._prefix(e)}--- {e.name} ---\n")
+                signo = e.fields.get("signo")
+                desc = signal.strsignal(signo) if isinstance(signo, int) else None
+                self.out.write(f"{self._prefix(e)}--- {e.name}{f' ({desc})' if desc else ''} ---\n")
             elif e.kind is EventKind.EXIT and e.pid == e.tid:
                 self._flush_pending()
                 if "signal" in e.fields:
