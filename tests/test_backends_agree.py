@@ -170,3 +170,18 @@ def test_library_calls_read_alike(backend: str, build_c, tmp_path: Path) -> None
     assert re.search(r"\] malloc\(4096\)( from 0x[0-9a-f]+)?$", out, re.M), out  # stdio's buffer
     assert re.search(r"\] malloc\(\) = 0x[0-9a-f]+( <[\d.]+>)?$", out, re.M), out
     assert "libc_malloc" not in out
+
+
+def test_an_ifunc_is_probed_where_this_machine_runs_it(build_c, tmp_path: Path) -> None:
+    """strlen is an IFUNC: its symbol is the resolver, run once at start-up. Kernel probes go on the
+    implementation this machine selects (read from our own process), so every backend counts the same
+    calls; and none of our own (the started command before its exec is a copy of the tracer)."""
+    demo = build_demo(build_c)
+    counts = {}
+    for backend in BACKENDS:
+        proc = unitrace("trace", "--backend", backend, "user:libc:strlen { count() by comm }", "--", str(demo),
+                        tmp=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        counts[backend] = sorted(re.findall(r"^@\[(.+)\]: (\d+)$", proc.stdout, re.M))
+    assert counts["ptrace"] and counts["ftrace"] == counts["ptrace"] and counts["bpf"] == counts["ptrace"], counts
+    assert all(int(n) > 2 for _, n in counts["ptrace"]), counts

@@ -70,13 +70,34 @@ def _tracefs_leftovers() -> list[str]:
     return inst + dyn
 
 
+# the names bcc gives our functions (bpftool shows 15 characters of them)
+OUR_PROGRAMS = ("ut_probe", "tracepoint__raw", "tracepoint__sch", "tracepoint__sig", "raw_tracepoint")
+
+
+def _settled(list_them):  # type: ignore[no-untyped-def]
+    """The kernel frees a detached raw-tracepoint program after an RCU grace period, not at close(): a
+    program still listed is a leftover only if it is still there a moment later."""
+    import time
+
+    for _ in range(30):
+        found = list_them()
+        if not found:
+            return found
+        time.sleep(0.1)
+    return found
+
+
 def _bpf_programs() -> list[str]:
+    return _settled(__bpf_programs_now)
+
+
+def __bpf_programs_now() -> list[str]:
     """Loaded BPF programs that are ours (the names bcc gives our functions; see test_bpf_live.py)."""
     r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True, check=False)
     if r.returncode != 0:
         pytest.fail(f"bpftool failed: {r.stderr}")
     return [p.get("name", "") for p in json.loads(r.stdout or "[]")
-            if p.get("name", "").startswith(("ut_probe", "tracepoint__raw", "tracepoint__sch"))]
+            if p.get("name", "").startswith(OUR_PROGRAMS)]
 
 
 def _nothing_left() -> None:

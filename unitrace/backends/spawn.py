@@ -36,6 +36,11 @@ class HeldChild:
                 os._exit(127)
         os.close(rfd)
         self.pid = pid
+        # until its exec the child is a copy of us, under our name: a user: probe on libc fires in it
+        # (Python calls strlen, malloc... on its way to execve). Sessions drop those calls by this name.
+        from unitrace.system.procfs import comm_of
+
+        self.pre_exec_comm = comm_of(os.getpid())
         self._release_fd: int | None = wfd
         self.status: int | None = None
 

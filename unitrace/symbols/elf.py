@@ -272,4 +272,18 @@ def resolve_function(binary: str, symbol: str, pid: int | None = None, where: st
         hint = f"did you mean {', '.join(close)}?" if close else f"unitrace list symbols {path}"
         prefix = f"{where}: " if where else ""
         raise TargetError(f"{prefix}no function {symbol!r} in {path}", hint=hint)
+    if sym.kind == "ifunc":
+        # a kernel probe on the symbol would catch only its resolver: the implementation it selects here
+        from unitrace.symbols.ifunc import selected_implementation
+
+        first = min((seg.vaddr for seg in syms.segments), default=0)
+        impl = selected_implementation(path, symbol, first)
+        if impl is None:
+            prefix = f"{where}: " if where else ""
+            candidates = [n for n in syms.function_names() if n.startswith(f"__{symbol}_")][:6]
+            raise TargetError(f"{prefix}{symbol} in {path} is an IFUNC, and which implementation this machine "
+                              "selects cannot be told before the program runs",
+                              hint=f"probe an implementation directly ({', '.join(candidates)})" if candidates
+                              else "trace it with --backend ptrace, which reads the choice from the process")
+        return path, Symbol(symbol, impl, 0, "func", sym.binding)
     return path, sym

@@ -99,6 +99,7 @@ def _transport_c(transport: str, pages: int, ncpus: int) -> list[str]:
 
 
 MAX_SYSCALL_NR = 1024
+PRE_EXEC = 2  # ut_pids value of the started command until its exec (1: traced)
 # signals whose default action ends the process (all but SIGCHLD, SIGCONT, SIGSTOP/TSTP/TTIN/TTOU, SIGURG,
 # SIGWINCH)
 FATAL_BY_DEFAULT = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 25, 26, 27, 29, 30, 31,
@@ -132,6 +133,7 @@ class Attach:
     target: str  # function, or library path
     symbol: str
     fn_name: str
+    addr: int = 0  # uprobes: the function's link-time address in `target` (attached by address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +394,25 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
     out("return ut_pids.lookup(&key) != 0;")
     out.close()
     out()
+    # The started command is seeded as PRE_EXEC until its exec: before that it is a copy of the tracer,
+    # whose own library calls (Python's strlen, malloc... on its way to execve) are not the command's.
+    # Its syscalls count (its execve is the first line), its function calls do not.
+    out(f"#define UT_PRE_EXEC {PRE_EXEC}")
+    out.open("static __always_inline int ut_before_exec(u32 tgid, u32 tid)")
+    out("if (!UT_SCOPED) return 0;")
+    out("u32 key = UT_FOLLOW ? tgid : tid;")
+    out("u8 *v = ut_pids.lookup(&key);")
+    out("return v && *v == UT_PRE_EXEC;")
+    out.close()
+    out()
+    out.open("RAW_TRACEPOINT_PROBE(sched_process_exec)")
+    out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
+    out("u32 key = UT_FOLLOW ? tgid : tid;")
+    out("u8 *v = ut_pids.lookup(&key);")
+    out("if (v && *v == UT_PRE_EXEC) { u8 one = 1; ut_pids.update(&key, &one); }")
+    out("return 0;")
+    out.close()
+    out()
     if follow or lifecycle:
         # follow forks in the kernel
         out.open("TRACEPOINT_PROBE(sched, sched_process_fork)")
@@ -638,14 +659,17 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         elif isinstance(point.target, UserTarget):
             from unitrace.symbols.elf import resolve_function
 
-            path, _sym = resolve_function(point.target.binary, point.target.symbol, where=str(point.span))
-            attach.append(Attach("uretprobe" if is_return else "uprobe", path, point.target.symbol, fn))
+            path, sym = resolve_function(point.target.binary, point.target.symbol, where=str(point.span))
+            # by address: an IFUNC resolves to the implementation selected here (symbols/ifunc.py), which
+            # bcc's lookup by name would not (it would probe the resolver)
+            attach.append(Attach("uretprobe" if is_return else "uprobe", path, point.target.symbol, fn,
+                                 sym.value))
         else:
             raise UnitraceError(f"{point.span}: the bpf backend does not trace {point.kind} probes yet")
         scope = _regs_scope(is_return)
         out.open(f"int {fn}(struct pt_regs *ctx)")
         out("u64 pt = bpf_get_current_pid_tgid(); u32 tgid = pt >> 32, tid = (u32)pt;")
-        out("if (!ut_in_scope(tgid, tid)) return 0;")
+        out("if (!ut_in_scope(tgid, tid) || ut_before_exec(tgid, tid)) return 0;")
         out("u64 now = bpf_ktime_get_ns();")
         out("char comm[UT_COMM_LEN]; bpf_get_current_comm(&comm, sizeof(comm));")
         cond, residual = split(probe.predicate, scope)

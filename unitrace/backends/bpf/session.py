@@ -21,7 +21,14 @@ from pathlib import Path
 
 from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.bpf import record
-from unitrace.backends.bpf.program import FATAL_BY_DEFAULT, PERF_WAKEUP_EVENTS, POLL_MS, AggSpec, BpfPlan
+from unitrace.backends.bpf.program import (
+    FATAL_BY_DEFAULT,
+    PERF_WAKEUP_EVENTS,
+    POLL_MS,
+    PRE_EXEC,
+    AggSpec,
+    BpfPlan,
+)
 from unitrace.backends.bpf.ringbuf import RingBufReader, direct_read_supported
 from unitrace.backends.ptrace.prototypes import call_texts, return_text
 from unitrace.errors import TargetError, UnitraceError
@@ -218,9 +225,9 @@ class BpfSession:
                 elif a.kind == "kretprobe":
                     b.attach_kretprobe(event=target, fn_name=fn)
                 elif a.kind == "uprobe":
-                    b.attach_uprobe(name=target, sym=sym, fn_name=fn)
+                    b.attach_uprobe(name=target, sym="" if a.addr else sym, addr=a.addr or None, fn_name=fn)
                 else:
-                    b.attach_uretprobe(name=target, sym=sym, fn_name=fn)
+                    b.attach_uretprobe(name=target, sym="" if a.addr else sym, addr=a.addr or None, fn_name=fn)
         except Exception as exc:
             raise UnitraceError(f"the kernel refused to attach {a.kind} {a.symbol}: {exc}") from exc
         if self.plan.uses_syscalls:
@@ -228,11 +235,10 @@ class BpfSession:
             for nr, bits in self.plan.sysmask.items():
                 mask[ctypes.c_int(nr)] = ctypes.c_uint64(bits)
         pids = b[b"ut_pids"]
-        seeds = list(self.target.pids)
-        if self._held is not None:
-            seeds.append(self._held.pid)
-        for pid in seeds:
+        for pid in self.target.pids:
             pids[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+        if self._held is not None:  # traced from its exec on (program.py: ut_before_exec)
+            pids[ctypes.c_uint32(self._held.pid)] = ctypes.c_uint8(PRE_EXEC)
         self._load_tracepoint_formats()
         if self.plan.transport == "perf":
             b[b"ut_events"].open_perf_buffer(self._on_perf_record, page_cnt=self.plan.buffer_pages,
@@ -401,6 +407,9 @@ class BpfSession:
             fields = dec_tp.decode(rec.buf, 0) if dec_tp is not None else {}  # type: ignore[attr-defined]
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{system}:{event}", probe, cpu, comm,
                          fields=fields, stack=ustack, kstack=kstack)
+        held = self._held
+        if held is not None and tid == held.pid and comm == held.pre_exec_comm:
+            return None  # a call our own copy makes before its exec, not the command's
         att = next((a for a in self.plan.attach if a.fn_name == f"ut_probe_{probe}"), None)
         name = att.symbol if att else ""
         user = att is not None and att.kind in ("uprobe", "uretprobe")

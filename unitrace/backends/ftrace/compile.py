@@ -231,6 +231,15 @@ def _compile_dynamic(index: int, probe: Probe, point: ProbePoint, arch: str,
         base = event_name(f"{path.rsplit('/', 1)[-1].split('.so')[0]}_{t.symbol}")
         name = base + ("__return" if is_return else "")
         fetch = ("ret=$retval:s64",) if is_return else tuple(f"arg{i}={r}:u64" for i, r in enumerate(regs))
+        if not is_return:
+            # the strings a known library function takes are read by the kernel at the probe (`ustring`):
+            # afterwards the tracee's memory is not ours to read
+            from unitrace.backends.ptrace.prototypes import builtin
+
+            proto = builtin().get(t.symbol)
+            kinds = proto.params if proto is not None else ()
+            fetch += tuple(f"str{i}=+0({regs[i]}):ustring" for i, k in enumerate(kinds[: len(regs)])
+                           if k in ("string", "format"))
         dyn = DynamicEvent("uprobe", is_return, name, f"{path}:0x{offset:x}", fetch)
         role = "return" if is_return else "call"
 

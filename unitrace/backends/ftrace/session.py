@@ -907,10 +907,19 @@ class FtraceSession:
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{plan.system}:{plan.event}", plan.probe, cpu,
                          comm, fields=fields)
         name = plan.symbol or plan.event.removesuffix("__return")
+        held = self._held
+        if held is not None and tid == held.pid and comm == held.pre_exec_comm:
+            return None  # a library call our own copy makes before its exec, not the command's
         if role == "call":
             names = dec.fast_names  # uprobes put __probe_ip before the fetched arguments
             raw = values[4 + names.index("arg0"):] if "arg0" in names else ()
-            args = call_texts(name, raw) if plan.user else tuple(hex(v) for v in raw)
+            strings = None
+            if dec.needs_page:  # `strN` fields: the strings the kernel read at the probe
+                fields = dec.decode(page, off)
+                strings = {raw[int(k[3:])]: str(v).encode("utf-8", "surrogateescape")
+                           for k, v in fields.items() if k.startswith("str") and k[3:].isdigit()
+                           and int(k[3:]) < len(raw)}
+            args = call_texts(name, raw, strings=strings) if plan.user else tuple(hex(v) for v in raw)
             return Event(EventKind.CALL, ts, pid, tid, name, plan.probe, cpu, comm, args, raw)
         ret = values[-1]
         return Event(EventKind.RETURN, ts, pid, tid, name, plan.probe, cpu, comm, ret=ret,

@@ -222,10 +222,22 @@ class _NoMemory:
 NO_MEMORY = _NoMemory()
 
 
-def call_texts(symbol: str, raw: Sequence[int], limit: int = 32) -> tuple[str, ...]:
-    """A library call's arguments from its registers alone, decoded by the shipped prototype table as the
-    ptrace backend decodes them (`malloc(36)`, not six registers in hex)."""
-    return format_call(builtin().get(symbol), tuple(raw), NO_MEMORY, limit)
+class _Strings(_NoMemory):
+    """The strings a kernel probe copied at the call, by their addresses."""
+
+    def __init__(self, strings: dict[int, bytes]) -> None:
+        self.strings = strings
+
+    def read_cstr(self, addr: int, limit: int) -> bytes | None:
+        return self.strings.get(addr)
+
+
+def call_texts(symbol: str, raw: Sequence[int], limit: int = 32,
+               strings: dict[int, bytes] | None = None) -> tuple[str, ...]:
+    """A library call's arguments from its registers (and the strings a kernel probe copied, by address),
+    decoded by the shipped prototype table as the ptrace backend decodes them (`malloc(36)`,
+    `fopen("/etc/hostname", "r")`), not six registers in hex."""
+    return format_call(builtin().get(symbol), tuple(raw), _Strings(strings) if strings else NO_MEMORY, limit)
 
 
 def return_text(symbol: str, ret: int) -> str:
