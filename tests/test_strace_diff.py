@@ -70,8 +70,10 @@ _VARS = re.compile(r"/\* \d+ vars \*/")
 
 
 # Lines whose presence or place depends on scheduling, not on the tracer: a futex wait happens only under
-# contention, SIGCHLD (and the rt_sigreturn after its handler) lands wherever the parent happens to be.
-_TIMING = re.compile(r"^(futex\(|sched_yield\(|--- SIGCHLD |rt_sigreturn\()")
+# contention, SIGCHLD (and the rt_sigreturn after its handler) lands wherever the parent happens to be, and
+# a call that SIGCHLD interrupts (`wait4(...) = ? ERESTARTSYS`, then the restarted call) exists only when
+# the signal came while it waited.
+_TIMING = re.compile(r"^(futex\(|sched_yield\(|--- SIGCHLD |rt_sigreturn\(|.* = \? ERESTART\w+ \()")
 _SPAWN = re.compile(r"^(clone3?|fork|vfork)\(.*\) = (\d+)$")
 
 
