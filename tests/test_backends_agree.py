@@ -185,3 +185,16 @@ def test_an_ifunc_is_probed_where_this_machine_runs_it(build_c, tmp_path: Path) 
         counts[backend] = sorted(re.findall(r"^@\[(.+)\]: (\d+)$", proc.stdout, re.M))
     assert counts["ptrace"] and counts["ftrace"] == counts["ptrace"] and counts["bpf"] == counts["ptrace"], counts
     assert all(int(n) > 2 for _, n in counts["ptrace"]), counts
+
+
+def test_string_arguments_of_library_calls_agree(build_c, tmp_path: Path) -> None:
+    """The strings a known library function takes are read at the call on every backend (ptrace from the
+    stopped process, ftrace with a `ustring` fetch, bpf with bpf_probe_read_user_str): the same lines."""
+    demo = build_demo(build_c)
+    calls = {}
+    for backend in BACKENDS:
+        proc = unitrace("trace", "--backend", backend, "user:libc:strlen", "--", str(demo), tmp=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        calls[backend] = re.findall(r"^\S+\[\d+\] (strlen\(.*?\))(?: from 0x[0-9a-f]+)?$", proc.stdout, re.M)
+    assert calls["ptrace"] and any('"' in c for c in calls["ptrace"]), calls
+    assert calls["ftrace"] == calls["ptrace"] and calls["bpf"] == calls["ptrace"], calls

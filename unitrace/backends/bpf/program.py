@@ -681,6 +681,15 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         else:
             fill = [f"r->args[{k}] = PT_REGS_PARM{k + 1}(ctx);" for k in range(6)]
             kind = record.KIND_CALL
+            if isinstance(point.target, UserTarget):
+                # the strings a known library function takes, read now: afterwards the memory may be gone
+                from unitrace.backends.ptrace.prototypes import builtin
+
+                proto = builtin().get(point.target.symbol)
+                strs = [k for k, t in enumerate(proto.params[:6] if proto else ()) if t in ("string", "format")]
+                for j, k in enumerate(strs[: record.N_STRS]):
+                    fill.append(f"r->str_addr[{j}] = r->args[{k}]; "
+                                f"pos = ut_put_user_str(r->data, pos, r->args[{k}], &r->str_len[{j}]);")
         _emit_actions(out, i, probe, scope, cond, residual, kind, aggs, streamed, fill)
         out("return 0;")
         out.close()

@@ -109,7 +109,7 @@ def c_defines() -> str:
     """The sizes unitrace_bpf.h's record helpers (ut_rec_init, ut_put) and ut_emit use."""
     return "\n".join((f"#define UT_HDR_SIZE {HEADER_SIZE}", f"#define UT_DATA_LEN {DATA_LEN}",
                       f"#define UT_POS_MASK {POS_MASK}", f"#define UT_LEN_MASK {LEN_MASK}",
-                      f"#define UT_N_STRS {N_STRS}"))
+                      f"#define UT_N_STRS {N_STRS}", f"#define UT_STR_LEN {STR_LEN}"))
 
 
 def python_offsets() -> dict[str, int]:

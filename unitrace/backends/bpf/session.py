@@ -414,7 +414,9 @@ class BpfSession:
         name = att.symbol if att else ""
         user = att is not None and att.kind in ("uprobe", "uretprobe")
         if kind == record.KIND_CALL:
-            texts = call_texts(name, args) if user else tuple(hex(a) for a in args)
+            strings = {a: s.split(b"\0", 1)[0] for a, s, n in zip(rec.str_addr, rec.strs, rec.str_len,
+                                                                  strict=True) if a and n > 0}
+            texts = call_texts(name, args, strings=strings) if user else tuple(hex(a) for a in args)
             return Event(EventKind.CALL, ts, pid, tid, name, probe, cpu, comm, texts, args, stack=ustack,
                          kstack=kstack)
         ret = rec.ret

@@ -155,6 +155,22 @@ static __always_inline void ut_rec_init(struct ut_record *r, u32 kind, u32 probe
  * *len to what was appended, and return the next position. Every part but the last starts below
  * UT_POS_MASK + 1 and is at most UT_DATA_LEN - UT_POS_MASK - 1 long (record.py), which is what the mask and
  * the clamp tell the verifier. The source is the in-flight copy (map memory): a failed read leaves zeros. */
+/* A user string read straight into the record's data at pos (a function argument a uprobe sees): its
+ * length, NUL included, in *len, or -1 when it could not be read. */
+static __always_inline u32 ut_put_user_str(char *data, u32 pos, u64 uaddr, s32 *len)
+{
+    *len = -1;
+    if (!uaddr)
+        return pos;
+    UT_OPAQUE(pos);
+    pos &= UT_POS_MASK;
+    long n = bpf_probe_read_user_str(data + pos, UT_STR_LEN, (void *)uaddr);
+    if (n <= 0)
+        return pos;
+    *len = n;
+    return pos + (u32)n;
+}
+
 static __always_inline u32 ut_put(char *data, u32 pos, const void *src, s32 *len, u32 max)
 {
     if (*len <= 0)
