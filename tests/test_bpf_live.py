@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bpf_support import our_programs
 from unitrace.backends.base import TraceTarget
 from unitrace.backends.bpf.backend import BpfBackend
 from unitrace.errors import Span, UnitraceError
@@ -65,33 +65,8 @@ def prog(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(d / "p")
 
 
-# the names bcc gives our functions (bpftool shows 15 characters of them)
-OUR_PROGRAMS = ("ut_probe", "tracepoint__raw", "tracepoint__sch", "tracepoint__sig", "raw_tracepoint")
-
-
-def _settled(list_them):  # type: ignore[no-untyped-def]
-    """The kernel frees a detached raw-tracepoint program after an RCU grace period, not at close(): a
-    program still listed is a leftover only if it is still there a moment later."""
-    import time
-
-    for _ in range(30):
-        found = list_them()
-        if not found:
-            return found
-        time.sleep(0.1)
-    return found
-
-
 def _our_programs() -> list[str]:
-    return _settled(__our_programs_now)
-
-
-def __our_programs_now() -> list[str]:
-    out = subprocess.run(["bpftool", "prog", "list", "--json"], capture_output=True, text=True)
-    if out.returncode != 0:
-        return []
-    return [p.get("name", "") for p in json.loads(out.stdout or "[]")
-            if p.get("name", "").startswith(OUR_PROGRAMS)]
+    return our_programs()
 
 
 def test_follow_forks_in_the_kernel(prog: str) -> None:

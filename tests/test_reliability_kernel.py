@@ -11,7 +11,6 @@ tests/test_ftrace_live.py::test_kernel_refusal_is_explained_and_nothing_is_left.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bpf_support import our_programs
 from unitrace.backends.base import TraceTarget
 from unitrace.errors import UnitraceError
 from unitrace.events import EventKind
@@ -70,34 +70,8 @@ def _tracefs_leftovers() -> list[str]:
     return inst + dyn
 
 
-# the names bcc gives our functions (bpftool shows 15 characters of them)
-OUR_PROGRAMS = ("ut_probe", "tracepoint__raw", "tracepoint__sch", "tracepoint__sig", "raw_tracepoint")
-
-
-def _settled(list_them):  # type: ignore[no-untyped-def]
-    """The kernel frees a detached raw-tracepoint program after an RCU grace period, not at close(): a
-    program still listed is a leftover only if it is still there a moment later."""
-    import time
-
-    for _ in range(30):
-        found = list_them()
-        if not found:
-            return found
-        time.sleep(0.1)
-    return found
-
-
 def _bpf_programs() -> list[str]:
-    return _settled(__bpf_programs_now)
-
-
-def __bpf_programs_now() -> list[str]:
-    """Loaded BPF programs that are ours (the names bcc gives our functions; see test_bpf_live.py)."""
-    r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        pytest.fail(f"bpftool failed: {r.stderr}")
-    return [p.get("name", "") for p in json.loads(r.stdout or "[]")
-            if p.get("name", "").startswith(OUR_PROGRAMS)]
+    return our_programs()
 
 
 def _nothing_left() -> None:
