@@ -210,14 +210,19 @@ def run(program: ProbeProgram, target: TraceTarget, sinks: Sequence[Sink], optio
             timer.daemon = True
             timer.start()
             stack.callback(timer.cancel)
+        ticker: threading.Thread | None = None
+        done = threading.Event()
         if interval is not None:
             printers = [s for s in sinks if hasattr(s, "interim_text") and getattr(s, "out", None) is not None]
             if printers:
-                done = threading.Event()
                 stack.callback(done.set)
-                threading.Thread(target=_print_every, daemon=True,
-                                 args=(interval, session, printers, feeding, bool(in_kernel), done)).start()
+                ticker = threading.Thread(target=_print_every, daemon=True,
+                                          args=(interval, session, printers, feeding, bool(in_kernel), done))
+                ticker.start()
         status = session.run()
+        if ticker is not None:  # no interim print once the kernel's rows are merged for the final one
+            done.set()
+            ticker.join()
         stats = session.stats
         rows = getattr(session, "aggregates", None)
         if rows:
