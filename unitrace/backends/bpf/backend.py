@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from unitrace.backends.base import Artifact, CompiledProgram, EmitFn, TraceTarget
+from unitrace.backends.bpf import record
 from unitrace.backends.bpf.program import generate, ringbuf_supported
 from unitrace.backends.bpf.session import BpfSession
 from unitrace.errors import UnitraceError
@@ -51,9 +52,10 @@ class BpfBackend:
                         ("ringbuf" if ringbuf_supported() else "perf"))
         if transport not in ("ringbuf", "perf"):
             raise UnitraceError(f"unknown bpf transport {transport!r}", hint="ringbuf or perf")
+        ustack_bytes = _ustack_bytes(options)
         plan = generate(probes, scoped=scoped, tracepoint_fields=_tracepoint_fields(probes),
                         follow=bool(options.get("follow_forks", True)), lifecycle=bool(options.get("strace")),
-                        transport=transport)
+                        transport=transport, ustack_bytes=ustack_bytes)
         arts = [Artifact("transport", "BPF ring buffer" if transport == "ringbuf" else
                          "perf buffers (no BPF ring buffer: kernel before 5.8, or forced)"),
                 Artifact("bcc C program (#include \"unitrace_bpf.h\": unitrace/backends/bpf/unitrace_bpf.h)",
@@ -71,3 +73,23 @@ class BpfBackend:
     def start(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
               options: Mapping[str, object]) -> BpfSession:
         return BpfSession(program, target, emit, dict(options))
+
+
+def _ustack_bytes(options: Mapping[str, object]) -> int:
+    """User stacks: `dwarf` (default; registers and a copy of the top of the user stack, unwound in user
+    space) or `fp` (the kernel's frame-pointer walk, a stack id): the backend option `ustack` or
+    UNITRACE_BPF_USTACK. The copy's size: `ustack_bytes` or UNITRACE_BPF_USTACK_BYTES (default 8192,
+    at most record.USNAP_MAX). Returns the bytes to copy, 0 for frame pointers."""
+    mode = str(options.get("ustack") or os.environ.get("UNITRACE_BPF_USTACK") or "dwarf")
+    if mode == "fp":
+        return 0
+    if mode != "dwarf":
+        raise UnitraceError(f"unknown bpf user-stack mode {mode!r}", hint="dwarf or fp")
+    raw = options.get("ustack_bytes") or os.environ.get("UNITRACE_BPF_USTACK_BYTES") or record.USNAP_DEFAULT
+    try:
+        n = int(str(raw))
+    except ValueError:
+        raise UnitraceError(f"bad user-stack size {raw!r}", hint="a number of bytes") from None
+    if not 64 <= n <= record.USNAP_MAX:
+        raise UnitraceError(f"user-stack size {n} out of range", hint=f"64 to {record.USNAP_MAX} bytes")
+    return n

@@ -71,8 +71,10 @@ def _transport_c(transport: str, pages: int, ncpus: int) -> list[str]:
         out += ["BPF_PERF_OUTPUT(ut_events);",
                 "static __always_inline void ut_emit(void *ctx, struct ut_record *r, u32 pos)",
                 "{",
-                "    UT_OPAQUE(pos);",
-                "    u32 size = UT_HDR_SIZE + (pos & (UT_DATA_LEN - 1));  /* pos < UT_DATA_LEN: a bound for the verifier */",
+                "    u64 size = UT_HDR_SIZE + pos;",
+                "    UT_OPAQUE(size);",
+                "    if (size > sizeof(*r))  /* never: a bound for the verifier */",
+                "        return;",
                 "    ut_events.perf_submit(ctx, r, size);",
                 "}"]
         return out
@@ -82,13 +84,18 @@ def _transport_c(transport: str, pages: int, ncpus: int) -> list[str]:
             f"#define UT_WAKE_BYTES {wake}",
             "static __always_inline void ut_emit(void *ctx, struct ut_record *r, u32 pos)",
             "{",
-            "    UT_OPAQUE(pos);",
-            "    u32 size = UT_HDR_SIZE + (pos & (UT_DATA_LEN - 1)), zero = 0;  /* pos < UT_DATA_LEN: for the verifier */",
+            "    u64 size = UT_HDR_SIZE + pos;",
+            "    u32 zero = 0;",
+            "    UT_OPAQUE(size);",
+            "    if (size > sizeof(*r))  /* never: a bound for the verifier */",
+            "        return;",
             "    u64 flags = BPF_RB_NO_WAKEUP;",
             "    u64 *unwoken = ut_unwoken.lookup(&zero);",
             "    if (unwoken) {",
             "        *unwoken += size;",
             "        if (*unwoken >= UT_WAKE_BYTES) { *unwoken = 0; flags = BPF_RB_FORCE_WAKEUP; }",
+            "        /* a stack snapshot wakes the reader at once: it reads the process's maps before it exits */",
+            "        if (r->ustack == UT_USTACK_SNAPSHOT) { *unwoken = 0; flags = BPF_RB_FORCE_WAKEUP; }",
             "    }",
             "    if (ut_events.ringbuf_output(r, size, flags)) {",
             "        u64 *lost = ut_lost.lookup(&zero);",
@@ -235,7 +242,9 @@ def _key_name(expr: Expr) -> str:
 
 def _emit_actions(out: _Emitter, index: int, probe: Probe, scope: Scope, cond: str, residual: Expr | None,
                   kind: int, aggs: list[AggSpec], streamed: set[int], record_fill: list[str],
-                  user_aggs: bool = False) -> None:
+                  user_aggs: bool = False, ustack_bytes: int = 0) -> None:
+    """`ustack_bytes`: user stacks as a snapshot of that many stack bytes (DWARF, unwound in user space);
+    0: the kernel's frame-pointer walk (a stack id)."""
     wants_stream = residual is not None or any(isinstance(a, (PrintAction, StackAction)) for a in probe.actions)
     stack_kernel = any(isinstance(a, StackAction) and a.which in ("kernel", "both") for a in probe.actions)
     stack_user = any(isinstance(a, StackAction) and a.which in ("user", "both") for a in probe.actions)
@@ -298,7 +307,10 @@ def _emit_actions(out: _Emitter, index: int, probe: Probe, scope: Scope, cond: s
         ctx = "ctx"
         if stack_kernel:
             out(f"r->kstack = ut_stacks.get_stackid({ctx}, 0);")
-        if stack_user:
+        if stack_user and ustack_bytes:
+            out(f"pos = ut_put_ustack(r, pos, {ustack_bytes});  /* DWARF user stack: registers + stack copy */")
+            out("r->ustack = UT_USTACK_SNAPSHOT;")
+        elif stack_user:
             out(f"r->ustack = ut_stacks.get_stackid({ctx}, BPF_F_USER_STACK);")
         out(f"ut_emit({ctx}, r, pos);")
         out.close()
@@ -358,8 +370,9 @@ def _lifecycle(out: _Emitter, follow: bool) -> None:
 def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
              tracepoint_fields: dict[tuple[str, str], tuple[str, ...]] | None = None,
              resolve_user: object = None, follow: bool = True, lifecycle: bool = False,
-             transport: str = "ringbuf", ncpus: int | None = None) -> BpfPlan:
-    """`follow`: the started command's (or attached processes') children and threads are traced too
+             transport: str = "ringbuf", ncpus: int | None = None,
+             ustack_bytes: int = record.USNAP_DEFAULT) -> BpfPlan:
+    """`ustack_bytes`: bytes of user stack copied for `ustack` (0: frame pointers, a stack id). `follow`: the started command's (or attached processes') children and threads are traced too
     (in-kernel pid set), else only the threads given. `lifecycle`: strace mode (signals, exits, forks)."""
     arch = arch or platform.machine()
     if lifecycle and not any(p.points[0].kind == "syscall" for p in probes):
@@ -615,7 +628,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             names = {n for pt in probe.points if isinstance(pt.target, SyscallTarget) for n in pt.target.names}
             ends = bool(names) and names <= noreturn_names
             _emit_actions(out, i, probe, scope, cond, residual, record.KIND_SYSCALL, aggs, streamed, fill,
-                          user_aggs=ends)
+                          user_aggs=ends, ustack_bytes=ustack_bytes)
             out.close()
         out("f->live = 0;")
         out("return 0;")
@@ -646,7 +659,8 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
                     f"if (bpf_probe_read_kernel(r->data, {record.BUF_LEN}, args)) {{ r->buf_len = sizeof(*args) & 511; "
                     "bpf_probe_read_kernel(r->data, sizeof(*args) & 511, args); }",
                     "pos = r->buf_len;"]
-            _emit_actions(out, i, probe, scope, cond, residual, record.KIND_TRACEPOINT, aggs, streamed, fill)
+            _emit_actions(out, i, probe, scope, cond, residual, record.KIND_TRACEPOINT, aggs, streamed, fill,
+                          ustack_bytes=ustack_bytes)
             out("return 0;")
             out.close()
             out()
@@ -690,7 +704,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
                 for j, k in enumerate(strs[: record.N_STRS]):
                     fill.append(f"r->str_addr[{j}] = r->args[{k}]; "
                                 f"pos = ut_put_user_str(r->data, pos, r->args[{k}], &r->str_len[{j}]);")
-        _emit_actions(out, i, probe, scope, cond, residual, kind, aggs, streamed, fill)
+        _emit_actions(out, i, probe, scope, cond, residual, kind, aggs, streamed, fill, ustack_bytes=ustack_bytes)
         out("return 0;")
         out.close()
         out()

@@ -25,9 +25,18 @@ IBUF_LEN = 256  # bytes of an input buffer captured at syscall entry (write's da
 # (1,280 bytes at most): masks are how the verifier bounds the copies, and they never change a real value.
 POS_MASK = 1023
 LEN_MASK = 1023
-DATA_LEN = POS_MASK + 1 + LEN_MASK + 1
+# A user-stack snapshot (DWARF user stacks: `ustack` = USTACK_SNAPSHOT) comes last: USNAP (the user
+# registers, the bytes copied and the bytes asked), then that many bytes of the stack from rsp. It starts
+# below PARTS_END (every other part ends there) and copies at most USNAP_MAX bytes.
+PARTS_END = 2048
+USNAP_MAX = 16384
+USNAP_DEFAULT = 8192
+USNAP = struct.Struct("<8QII")  # rip, rsp, rbp, rbx, r12, r13, r14, r15; len; req
+USNAP_DWARF = (16, 7, 6, 3, 12, 13, 14, 15)  # the DWARF register number of each USNAP register
+USTACK_SNAPSHOT = -2  # `ustack`: no stack id, a snapshot is the last part
+DATA_LEN = PARTS_END + USNAP.size + USNAP_MAX
 assert N_STRS * STR_LEN + IBUF_LEN <= POS_MASK and BUF_LEN <= LEN_MASK
-assert N_STRS * STR_LEN + IBUF_LEN + BUF_LEN < DATA_LEN
+assert N_STRS * STR_LEN + IBUF_LEN + BUF_LEN < PARTS_END
 
 # (name, C declaration, struct code). Ordered for natural alignment without padding; `data` is last.
 RECORD_FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -109,7 +118,10 @@ def c_defines() -> str:
     """The sizes unitrace_bpf.h's record helpers (ut_rec_init, ut_put) and ut_emit use."""
     return "\n".join((f"#define UT_HDR_SIZE {HEADER_SIZE}", f"#define UT_DATA_LEN {DATA_LEN}",
                       f"#define UT_POS_MASK {POS_MASK}", f"#define UT_LEN_MASK {LEN_MASK}",
-                      f"#define UT_N_STRS {N_STRS}", f"#define UT_STR_LEN {STR_LEN}"))
+                      f"#define UT_N_STRS {N_STRS}", f"#define UT_STR_LEN {STR_LEN}",
+                      f"#define UT_PARTS_MASK {PARTS_END - 1}",
+                      f"#define UT_USNAP_MAX {USNAP_MAX}", f"#define UT_USNAP_HDR {USNAP.size}",
+                      f"#define UT_USTACK_SNAPSHOT {USTACK_SNAPSHOT}"))
 
 
 def python_offsets() -> dict[str, int]:
@@ -133,7 +145,7 @@ class Record:
     """One decoded record: the header's values as attributes, the captured parts as bytes."""
 
     __slots__ = ("args", "buf", "buf_len", "comm", "cpu", "dur", "ibuf", "ibuf_addr", "ibuf_len", "kind",
-                 "kstack", "nr", "pid", "probe", "ret", "str_addr", "str_len", "strs", "tid", "ts", "ustack")
+                 "kstack", "nr", "pid", "probe", "ret", "str_addr", "str_len", "strs", "tid", "ts", "usnap", "ustack")
 
     def __init__(self, raw: bytes) -> None:
         (self.ts, self.dur, a0, a1, a2, a3, a4, a5, self.ret, s0, s1, self.ibuf_addr, self.pid, self.tid,
@@ -159,6 +171,20 @@ class Record:
             self.ibuf = b""
         bl = buf_part_len(self.buf_len)
         self.buf = raw[pos: pos + bl] if bl else b""
+        self.usnap = Snapshot(raw, pos + bl) if self.ustack == USTACK_SNAPSHOT else None
+
+
+class Snapshot:
+    """A user-stack snapshot part: the registers (DWARF number -> value) and the stack bytes from rsp."""
+
+    __slots__ = ("regs", "req", "sp", "stack")
+
+    def __init__(self, raw: bytes, pos: int) -> None:
+        vals = USNAP.unpack_from(raw, pos)
+        self.regs = dict(zip(USNAP_DWARF, vals[:8], strict=True))
+        self.sp = vals[1]
+        n, self.req = vals[8], vals[9]
+        self.stack = raw[pos + USNAP.size: pos + USNAP.size + n]
 
 
 def pack(values: dict[str, object]) -> bytes:

@@ -36,6 +36,9 @@ from unitrace.events import Event, EventKind, Frame, SessionStats
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 MAX_BACKLOG = 2_000_000  # records copied out and waiting to be decoded (~400 MB at most) before draining stops
+_OFFSETS = record.python_offsets()
+_HDR, _PID_AT, _USTACK_AT = record.HEADER_SIZE, _OFFSETS["pid"], _OFFSETS["ustack"]
+_PID, _USTACK = struct.Struct("<I"), struct.Struct("<i")
 DECODE_CHUNK = 256  # records decoded between two drains of the kernel's buffer (about 2 ms of decoding)
 
 
@@ -169,6 +172,10 @@ class BpfSession:
         self._sent_fatal: dict[int, tuple[int, ...]] = {}  # pid -> (signo, si_code, si_errno, sender, uid)
         self._root_exit: Event | None = None
         self._perf_lost = 0  # perf-buffer transport: records the kernel could not write
+        # DWARF user stacks: each process's maps (read when its first snapshot is copied out, before it
+        # can exit) and a SnapshotMemory per process (its open files)
+        self._maps: dict[int, object] = {}
+        self._snapmem: dict[int, object] = {}
 
     def __enter__(self) -> BpfSession:
         try:
@@ -310,15 +317,33 @@ class BpfSession:
         assert self._bpf is not None
         if len(self._raw) > MAX_BACKLOG:
             return
+        n = len(self._raw)
         if self._reader is not None:
             self._reader.read(self._raw)
         elif self.plan.transport == "perf":
             self._bpf.perf_buffer_consume()
         else:
             self._bpf.ring_buffer_consume()
+        self._note_pids(n)
+
+    def _note_pids(self, start: int) -> None:
+        """Read the maps of every process first seen with a user-stack snapshot among the records copied
+        out from `start` on: now, before it can exit, rather than when the record is decoded."""
+        maps = self._maps
+        for raw in self._raw[start:]:
+            if len(raw) > _HDR and _USTACK.unpack_from(raw, _USTACK_AT)[0] == record.USTACK_SNAPSHOT:
+                pid = _PID.unpack_from(raw, _PID_AT)[0]
+                if pid not in maps:
+                    from unitrace.stack.maps import Maps
+
+                    try:
+                        maps[pid] = Maps.of(pid)
+                    except OSError:
+                        pass
 
     def _poll(self, timeout_ms: int) -> None:
         assert self._bpf is not None
+        n = len(self._raw)
         if self._reader is not None:
             if not self._reader.read(self._raw):
                 self._reader.wait(timeout_ms)
@@ -327,6 +352,7 @@ class BpfSession:
             self._bpf.perf_buffer_poll(timeout_ms)
         else:
             self._bpf.ring_buffer_poll(timeout_ms)
+        self._note_pids(n)
         self._decode_pending()
 
     def _consume(self) -> None:
@@ -383,7 +409,10 @@ class BpfSession:
         kind = rec.kind
         args = rec.args
         kstack = self._stack(rec.kstack, kernel=True) if rec.kstack >= 0 else None
-        ustack = self._stack(rec.ustack, kernel=False, pid=pid) if rec.ustack >= 0 else None
+        if rec.usnap is not None:
+            ustack = self._snapshot_stack(rec.usnap, pid)
+        else:
+            ustack = self._stack(rec.ustack, kernel=False, pid=pid) if rec.ustack >= 0 else None
         if kind == record.KIND_SYSCALL:
             nr = rec.nr
             ret = rec.ret
@@ -503,10 +532,39 @@ class BpfSession:
             if kernel:
                 frames.append(kernel_symbolize(addr))
             else:
+                # the kernel's frame-pointer walk (UNITRACE_BPF_USTACK=fp) proves nothing beyond the pc:
+                # on code without frame pointers its links are whatever rbp holds
                 sym = self._bpf.sym(addr, pid, show_module=True).decode("utf-8", "replace")
                 frames.append(Frame(addr, sym if sym != "[unknown]" else "", how="fp",
-                                    reliable=sym != "[unknown]"))
+                                    reliable=not frames and sym != "[unknown]"))
         return frames
+
+    def _snapshot_stack(self, snap: record.Snapshot, pid: int) -> list[Frame]:
+        """A DWARF user stack: the CFI unwinder over the registers and stack copy taken in the kernel, code
+        read from the mapped files, symbolised as the ptrace backend's stacks. The process's maps are read
+        when its pid is first seen and cached; read again when a pc lies in no mapping we know (exec, a new
+        mmap). A process gone before its first record was decoded has no maps: its pc is printed with `?`."""
+        from unitrace.stack.maps import Maps
+        from unitrace.stack.snapshot import SnapshotMemory
+        from unitrace.stack.unwind import Unwinder, symbolize
+
+        pc = snap.regs[16]
+        maps = self._maps.get(pid)
+        if maps is None or maps.find(pc) is None:
+            try:
+                maps = self._maps[pid] = Maps.of(pid)
+            except OSError:
+                pass
+        if maps is None:
+            return [Frame(pc, how="regs", reliable=False)]
+        mem = self._snapmem.get(pid)
+        if mem is None or mem.maps is not maps:
+            if mem is not None:
+                mem.close()
+            mem = self._snapmem[pid] = SnapshotMemory(snap.sp, b"", maps)
+        mem.base, mem.stack = snap.sp, snap.stack
+        frames = Unwinder(mem, maps).unwind(dict(snap.regs))
+        return symbolize(frames, maps)
 
     # ---- running ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -613,6 +671,9 @@ class BpfSession:
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
+        for mem in self._snapmem.values():
+            mem.close()  # type: ignore[attr-defined]
+        self._snapmem.clear()
 
 
 Callback = Callable[[list[Event]], None]

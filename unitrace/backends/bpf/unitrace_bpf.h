@@ -185,6 +185,55 @@ static __always_inline u32 ut_put(char *data, u32 pos, const void *src, s32 *len
     return pos + n;
 }
 
+/* DWARF user stacks: append the user registers CFI needs (struct USNAP in record.py: rip, rsp, rbp, rbx,
+ * r12-r15, then the bytes copied and the bytes asked) and up to `want` bytes of the user stack from rsp, the
+ * last part of the record. The user registers are the task's saved ones (the ctx of a uprobe is the same
+ * frame). A copy that runs past the top of the stack fails whole, so it is shrunk to end at a page boundary
+ * below, a page more each try. */
+#define UT_USNAP_TRIES (UT_USNAP_MAX / 4096 + 2)
+static __always_inline u32 ut_put_ustack(struct ut_record *r, u32 pos, u32 want)
+{
+    struct pt_regs *u = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    UT_OPAQUE(pos);
+    pos &= UT_PARTS_MASK;
+    char *h = r->data + pos;
+    bpf_probe_read_kernel(h, 8, &u->ip);
+    bpf_probe_read_kernel(h + 8, 8, &u->sp);
+    bpf_probe_read_kernel(h + 16, 8, &u->bp);
+    bpf_probe_read_kernel(h + 24, 8, &u->bx);
+    bpf_probe_read_kernel(h + 32, 8, &u->r12);
+    bpf_probe_read_kernel(h + 40, 8, &u->r13);
+    bpf_probe_read_kernel(h + 48, 8, &u->r14);
+    bpf_probe_read_kernel(h + 56, 8, &u->r15);
+    u64 sp = 0;
+    bpf_probe_read_kernel(&sp, sizeof(sp), &u->sp);
+    /* u64, not u32: a u32 is compared as a zero-extended copy, and the verifier's bound stays on the copy */
+    u64 n = want > UT_USNAP_MAX ? UT_USNAP_MAX : want, spos = pos + UT_USNAP_HDR;
+    u32 got = 0;
+#pragma unroll
+    for (int i = 0; i < UT_USNAP_TRIES; i++) {
+        if (!sp || !n)
+            break;
+        UT_OPAQUE(n);
+        UT_OPAQUE(spos);
+        if (n > UT_USNAP_MAX)
+            n = UT_USNAP_MAX;
+        if (spos > UT_PARTS_MASK + UT_USNAP_HDR)
+            spos = UT_PARTS_MASK + UT_USNAP_HDR;
+        if (bpf_probe_read_user(r->data + spos, n, (void *)sp) == 0) {
+            got = n;
+            break;
+        }
+        u64 end = (sp + n) & ~4095ULL;
+        if (end == sp + n)
+            end -= 4096;
+        n = end > sp ? end - sp : 0;
+    }
+    bpf_probe_read_kernel(h + 64, 4, &got);
+    bpf_probe_read_kernel(h + 68, 4, &want);
+    return pos + UT_USNAP_HDR + got;
+}
+
 struct ut_key {
     u32 probe;
     u32 slot;   /* which aggregation of the probe */
