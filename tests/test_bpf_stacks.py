@@ -94,6 +94,13 @@ def test_dwarf_stack_equals_ptrace(prog: Path) -> None:
     assert theirs and ours == theirs, (ours, theirs)
 
 
+def test_dwarf_stack_at_a_uprobe(prog: Path) -> None:
+    """At a uprobe on c's entry: the pc is c+0x0, then its callers."""
+    frames = _frames(_run(["trace", "--backend", "bpf", f"user:{prog}:c {{ print; ustack }}", "--", str(prog)]))
+    assert [f[1] for f in frames[:4]] == ["c+0x0", "b+0xc", "a+0xc", frames[3][1]] and frames[3][1].startswith("main+")
+    assert all(f[0] for f in frames[:5]), frames
+
+
 def test_frame_pointer_fallback_is_not_better(prog: Path) -> None:
     """UNITRACE_BPF_USTACK=fp: the kernel's frame-pointer walk. Here it stops at write() (libc and the
     program have no frame pointers: `__GI_write [libc.so.6]+0x0`, and `? 0x...` when the process exited
