@@ -198,3 +198,24 @@ def test_string_arguments_of_library_calls_agree(build_c, tmp_path: Path) -> Non
         calls[backend] = re.findall(r"^\S+\[\d+\] (strlen\(.*?\))(?: from 0x[0-9a-f]+)?$", proc.stdout, re.M)
     assert calls["ptrace"] and any('"' in c for c in calls["ptrace"]), calls
     assert calls["ftrace"] == calls["ptrace"] and calls["bpf"] == calls["ptrace"], calls
+
+
+@pytest.mark.parametrize("backend", ("ptrace",))
+def test_ustack_on_a_syscall_probe(backend: str, build_c, tmp_path: Path) -> None:
+    """`ustack` on a syscall probe prints the user stack under each of its events (ptrace: at the syscall
+    stop, as strace -k), and only under that probe's events. (bpf: tests/test_bpf_stacks.py; the demo's
+    unlink is its last act, and a process gone before its maps are read shows `? 0x...` there.)"""
+    demo = build_demo(build_c)
+    proc = unitrace("trace", "--backend", backend, "syscall:unlink { print; ustack }", "syscall:close", "--",
+                    str(demo), tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = next(i for i, ln in enumerate(lines) if "] unlink(" in ln)
+    frames = []
+    for ln in lines[at + 1:]:
+        if not ln.startswith("    "):
+            break
+        frames.append(ln.strip())
+    assert any(f.startswith("main+") for f in frames), proc.stdout
+    closes = [i for i, ln in enumerate(lines) if "] close(" in ln]
+    assert closes and all(i + 1 >= len(lines) or not lines[i + 1].startswith("    ") for i in closes), proc.stdout

@@ -90,6 +90,13 @@ class PtraceBackend:
             Artifact("syscalls stopped at", "none (the tracee runs between breakpoint and watchpoint traps)"),)
         data: dict[str, object] = {"syscalls": None if every else names, "seccomp_filter": seccomp.encode(prog),
                                    "syscall_stops": syscall_stops}
+        # `ustack` on syscall probes: the stack at those syscalls' stops (what strace -k shows)
+        stacked = frozenset(n for pr in probes
+                            if any(isinstance(a, StackAction) and a.which in ("user", "both") for a in pr.actions)
+                            for pt in pr.points if isinstance(pt.target, SyscallTarget) for n in pt.target.names)
+        if stacked:
+            data["stack_syscalls"] = stacked
+            arts = (*arts, Artifact("user stacks at", " ".join(sorted(stacked))))
         if user:
             data["user_specs"] = tuple(user)  # type: ignore[arg-type]
             arts = (*arts, Artifact("breakpoints (function entries; return-address trampoline)",

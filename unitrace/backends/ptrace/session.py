@@ -156,7 +156,11 @@ class PtraceSession:
         self.filter_bytes: bytes = program.data.get("seccomp_filter", b"") if self.use_seccomp else b""  # type: ignore[assignment]
         self.kill_on_exit = bool(options.get("kill_on_exit"))
         self.stacks = None
-        if options.get("stack_traces"):
+        # every syscall line (strace -k), or the syscalls of probes with a `ustack` action
+        stack_only = program.data.get("stack_syscalls")
+        self.stack_only: frozenset[str] | None = None if options.get("stack_traces") else \
+            stack_only if isinstance(stack_only, frozenset) else None
+        if options.get("stack_traces") or self.stack_only:
             from unitrace.backends.ptrace.stacks import StackTracer
 
             self.stacks = StackTracer()
@@ -734,7 +738,7 @@ class PtraceSession:
                    args=texts, raw_args=t.raw,
                    ret=rval, ret_text=ret_text, errno=err,
                    duration_ns=time.monotonic_ns() - t.entry_ns)
-        if self.stacks is not None:
+        if self.stacks is not None and (self.stack_only is None or ev.name in self.stack_only):
             self._attach_stack(t, ev, mem)
         self.batch.append(ev)
 
