@@ -742,6 +742,10 @@ def run_strace(cfg: StraceConfig) -> int:
             if text_sink is not None:
                 for pid in cfg.pids:  # start() attached them, or raised
                     text_sink.attached(pid)
+            if watcher.root is None:
+                # the started command, as the session knows it: the first event seen may be a child's (the
+                # bpf backend's per-CPU buffers do not keep the order between processes)
+                watcher.root = getattr(session, "root", None)
             try:
                 status = session.run()
             finally:

@@ -567,6 +567,11 @@ class BpfSession:
         return symbolize(frames, maps)
 
     # ---- running ------------------------------------------------------------------------------
+    @property
+    def root(self) -> int | None:
+        """The started command's pid (None when attached to processes or system-wide)."""
+        return self._held.pid if self._held is not None else None
+
     def stop(self) -> None:
         self._stop = True
 

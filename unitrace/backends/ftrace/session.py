@@ -570,6 +570,11 @@ class FtraceSession:
             pass
 
     # ---- running ------------------------------------------------------------------------------
+    @property
+    def root(self) -> int | None:
+        """The started command's pid (None when attached to processes or system-wide)."""
+        return self._held.pid if self._held is not None else None
+
     def stop(self) -> None:
         self._stop = True
 
