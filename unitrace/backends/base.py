@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from unitrace.events import Event, SessionStats
-from unitrace.model.probe import Probe, ProbePoint
+from unitrace.model.probe import Probe, ProbePoint, SyscallTarget
+
+# syscalls whose exit is never reported: the thread or the process is gone. Kernel backends make their
+# event from the entry (`exit_group(0) = ?`, as strace prints it).
+NO_RETURN_SYSCALLS = frozenset({"exit", "exit_group"})
+
+
+def only_calls_that_never_return(probe: Probe) -> bool:
+    """A probe on exit/exit_group alone: its events are made at the entry, so kernel backends aggregate it
+    in user space (a kernel aggregation counts at the exit, which never comes)."""
+    names = {n for pt in probe.points if isinstance(pt.target, SyscallTarget) for n in pt.target.names}
+    return bool(names) and names <= NO_RETURN_SYSCALLS
 
 EmitFn = Callable[[list[Event]], None]
 

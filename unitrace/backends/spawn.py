@@ -37,7 +37,8 @@ class HeldChild:
         os.close(rfd)
         self.pid = pid
         # until its exec the child is a copy of us, under our name: a user: probe on libc fires in it
-        # (Python calls strlen, malloc... on its way to execve). Sessions drop those calls by this name.
+        # (Python calls strlen, malloc... on its way to execve). The ftrace session drops those calls by this
+        # name; the bpf program decides in the kernel (program.py: ut_before_exec).
         from unitrace.system.procfs import comm_of
 
         self.pre_exec_comm = comm_of(os.getpid())

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from unitrace.backends.base import NO_RETURN_SYSCALLS, only_calls_that_never_return
 from unitrace.backends.bpf import record
 from unitrace.backends.bpf.cgen import NotInKernel, Scope, c_int, lower, split
 from unitrace.decode.structs import RT_SIGFRAME_SIGMASK
@@ -496,7 +497,7 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
         out("u32 idx = nr; u64 *mask = ut_sysmask.lookup(&idx);")
         # exit and exit_group never return: their line (`= ?`) and, in strace mode, the exit code come from
         # the entry; outside strace mode only when a probe traces them (user space keeps the streamed ones)
-        noret = [table.by_name[n].nr for n in ("exit", "exit_group") if n in table.by_name]
+        noret = [table.by_name[n].nr for n in sorted(NO_RETURN_SYSCALLS) if n in table.by_name]
         if not lifecycle:
             noret = [n for n in noret if n in sysmask]
         if noret:
@@ -622,7 +623,6 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
                         f"{record.BUF_LEN} : (u32)bl; UT_OPAQUE(n); UT_OPAQUE(pos); n &= UT_LEN_MASK; pos &= UT_POS_MASK; "
                         "if (bpf_probe_read_user(r->data + pos, n, (void *)f->args[ba & 7]) == 0) "
                         "{ r->buf_len = n; pos += n; } }")
-        noreturn_names = {"exit", "exit_group"}
         for i, probe in syscall_probes:
             cond, residual = split(probe.predicate, scope)
             if residual is not None:
@@ -631,10 +631,8 @@ def generate(probes: Sequence[Probe], *, scoped: bool, arch: str | None = None,
             # exit and exit_group reach no sys_exit: their events come from the entry (above), so a probe on
             # them alone aggregates in user space, where those events arrive (one on many syscalls keeps its
             # kernel aggregation, which does not see these two: docs/bpf.md)
-            names = {n for pt in probe.points if isinstance(pt.target, SyscallTarget) for n in pt.target.names}
-            ends = bool(names) and names <= noreturn_names
             _emit_actions(out, i, probe, scope, cond, residual, record.KIND_SYSCALL, aggs, streamed, fill,
-                          user_aggs=ends, ustack_bytes=ustack_bytes)
+                          user_aggs=only_calls_that_never_return(probe), ustack_bytes=ustack_bytes)
             out.close()
         out("f->live = 0;")
         out("return 0;")

@@ -33,6 +33,7 @@ from unitrace.backends.bpf.ringbuf import RingBufReader, direct_read_supported
 from unitrace.backends.ptrace.prototypes import call_texts, return_text
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, Frame, SessionStats
+from unitrace.system.procfs import state_of
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 MAX_BACKLOG = 2_000_000  # records copied out and waiting to be decoded (~400 MB at most) before draining stops
@@ -147,6 +148,7 @@ class BpfSession:
     def __init__(self, program: CompiledProgram, target: TraceTarget, emit: EmitFn,
                  options: dict[str, object]) -> None:
         self.plan: BpfPlan = program.data["plan"]  # type: ignore[assignment]
+        self._attach_of = {a.fn_name: a for a in self.plan.attach}  # what each uprobe/kprobe function is
         self.target = target
         self.emit = emit
         self.options = options
@@ -436,10 +438,8 @@ class BpfSession:
             fields = dec_tp.decode(rec.buf, 0) if dec_tp is not None else {}  # type: ignore[attr-defined]
             return Event(EventKind.TRACEPOINT, ts, pid, tid, f"{system}:{event}", probe, cpu, comm,
                          fields=fields, stack=ustack, kstack=kstack)
-        held = self._held
-        if held is not None and tid == held.pid and comm == held.pre_exec_comm:
-            return None  # a call our own copy makes before its exec, not the command's
-        att = next((a for a in self.plan.attach if a.fn_name == f"ut_probe_{probe}"), None)
+        # (the command's own calls from its exec on only: program.py's ut_before_exec decides in the kernel)
+        att = self._attach_of.get(f"ut_probe_{probe}")
         name = att.symbol if att else ""
         user = att is not None and att.kind in ("uprobe", "uretprobe")
         if kind == record.KIND_CALL:
@@ -492,7 +492,7 @@ class BpfSession:
                 raw = struct.pack("<iiiiiI", sig, err, code, 0, sender, uid).ljust(128, b"\0")
                 return Event(EventKind.SIGNAL, ts, pid, tid, signal_name(sig), 0, cpu, comm,
                              fields={"signo": sig, "siginfo": format_siginfo(raw)})
-            if handler == 0 and sig in _FATAL_BY_DEFAULT:
+            if handler == 0 and sig in FATAL_BY_DEFAULT:
                 self._killed[pid] = sig  # SIG_DFL on a fatal signal: the process dies of it
             return Event(EventKind.SIGNAL, ts, pid, tid, signal_name(sig), 0, cpu, comm,
                          fields={"signo": sig, "siginfo": format_siginfo(raw)})
@@ -683,13 +683,5 @@ class BpfSession:
 
 Callback = Callable[[list[Event]], None]
 
-# signals whose default action ends the process (term or core); the others are ignored, stop or continue
-_FATAL_BY_DEFAULT = FATAL_BY_DEFAULT
-
-
 def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
+    return state_of(pid) in ("Z", "X", "")  # "": gone

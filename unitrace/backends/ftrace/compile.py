@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-from unitrace.backends.base import Artifact
+from unitrace.backends.base import Artifact, only_calls_that_never_return
 from unitrace.backends.ftrace.filters import COMMON_FIELDS, errno_to_ret, split_predicate
 from unitrace.backends.ftrace.formats import EventFormat
 from unitrace.backends.ftrace.hist import AggregatePlacement, EventView, HistFeatures, plan_aggregates
@@ -335,7 +335,7 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
             views = None  # the function tracer's records carry no triggers
         if not allowed:
             residual = "kernel aggregation turned off for this probe"
-        elif _only_calls_that_never_return(probe):
+        elif only_calls_that_never_return(probe):
             residual = "exit and exit_group have no exit record: their events are made from the entry"
         probe_aggs = plan_aggregates(index, probe, views, residual, features)
         placements.extend(probe_aggs)
@@ -347,9 +347,3 @@ def compile_probes(probes: Sequence[Probe], formats: FormatLookup, arch: str | N
     ustack = any(isinstance(a, StackAction) and a.which in ("user", "both") for p in probes for a in p.actions)
     return FtracePlan(tuple(events), tuple(dynamic), functions, ustack, tuple(placements))
 
-
-def _only_calls_that_never_return(probe: Probe) -> bool:
-    """A probe on exit/exit_group alone: its events are made at the entry, so it aggregates in user space.
-    (A probe on many syscalls keeps its kernel aggregation, which does not see these two: docs/ftrace.md.)"""
-    names = {n for pt in probe.points if isinstance(pt.target, SyscallTarget) for n in pt.target.names}
-    return bool(names) and names <= {"exit", "exit_group"}

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitrace.backends.base import CompiledProgram, EmitFn, TraceTarget
+from unitrace.backends.base import NO_RETURN_SYSCALLS, CompiledProgram, EmitFn, TraceTarget
 from unitrace.backends.ftrace.compile import GROUP_PLACEHOLDER, EventPlan, FtracePlan
 from unitrace.backends.ftrace.formats import EventFormat, RecordDecoder, parse_format
 from unitrace.backends.ftrace.hist import (
@@ -169,8 +169,6 @@ _ARGS = Event.args  # the slots of the base class, under the lazy properties bel
 _RET_TEXT = Event.ret_text
 
 
-# syscalls whose exit record never comes: the thread or the process is gone
-NO_RETURN = frozenset({"exit", "exit_group"})
 # a new thread or process leaves these with 0 without having entered them: not a call of its own
 FORKS = frozenset({"fork", "vfork", "clone", "clone3"})
 
@@ -683,7 +681,7 @@ class FtraceSession:
             if len(handlers) != 1 or etype in self._internal:
                 continue
             plan, dec = handlers[0]
-            if plan.role == "enter" and plan.system == "syscalls" and plan.syscalls[0] not in NO_RETURN:
+            if plan.role == "enter" and plan.system == "syscalls" and plan.syscalls[0] not in NO_RETURN_SYSCALLS:
                 self._fast[etype] = (1, plan.syscalls[0])
             elif plan.role == "exit" and plan.system == "syscalls":
                 self._fast[etype] = (2, plan.syscalls[0], plan.probe)
@@ -873,7 +871,7 @@ class FtraceSession:
             else:
                 name = plan.syscalls[0]
                 raw = values[5:]  # after the common header and __syscall_nr
-            if name in NO_RETURN:  # no exit record will come: the call is reported at its entry, `= ?`
+            if name in NO_RETURN_SYSCALLS:  # no exit record will come: the call is reported at its entry, `= ?`
                 return self._no_return_event(plan, name, raw, tid, ts, cpu)
             self._pending[tid] = (ts, name, raw)
             self._pending_stacks.pop(tid, None)

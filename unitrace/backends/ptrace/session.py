@@ -41,7 +41,7 @@ from unitrace.backends.ptrace import sys as px
 from unitrace.backends.ptrace.memory import TraceeMemory
 from unitrace.errors import TargetError, UnitraceError
 from unitrace.events import Event, EventKind, SessionStats
-from unitrace.system.procfs import comm_of, state_of, tgid_of, tracer_of
+from unitrace.system.procfs import comm_of, state_of, status_fields, tgid_of, tracer_of
 
 if TYPE_CHECKING:  # imported when a session has breakpoints or watchpoints: not on strace's start-up path
     from unitrace.backends.ptrace.breakpoints import Breakpoints
@@ -871,9 +871,8 @@ class PtraceSession:
         """A watchpoint hit just before our interrupt leaves a SIGTRAP queued behind the interrupt stop:
         detached, the thread would die of it. Let the thread reach its signal-delivery stop and drop it."""
         try:
-            with open(f"/proc/{t.tid}/status", "rb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC)) as f:
-                pending = next((int(line.split()[1], 16) for line in f if line.startswith(b"SigPnd:")), 0)
-        except (OSError, ValueError):
+            pending = int(status_fields(t.tid, "SigPnd").get("SigPnd", "0"), 16)
+        except ValueError:
             return
         if not pending & (1 << (signal.SIGTRAP - 1)):
             return
